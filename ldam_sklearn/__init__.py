@@ -1,0 +1,11 @@
+"""Imbalance-aware deep classifiers for scikit-learn, built on skorch.
+
+``LDAMDRWClassifier`` (Cao et al., NeurIPS 2019) and ``L2RWClassifier``
+(Ren et al., ICML 2018) are scikit-learn estimators that train PyTorch
+networks on CUDA when present and on the CPU otherwise.
+"""
+
+from ._version import __version__
+from .ldam_drw import LDAMDRWClassifier
+
+__all__ = ["LDAMDRWClassifier", "__version__"]

@@ -1,0 +1,502 @@
+"""The estimator core shared by every classifier of the package.
+
+:class:`BaseNetClassifier` is a skorch ``NeuralNetClassifier`` that adds what
+scikit-learn's estimator contract asks for and skorch leaves out: input
+validation, label encoding, a default network sized from the data, a
+``random_state``, ``device="auto"`` and a fast tensor-slicing data path.
+Subclasses fill in small hooks (``_check_params``, ``_default_module_kwargs``,
+``_output_to_logits``) rather than override ``fit``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import numbers
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from skorch import NeuralNet, NeuralNetClassifier
+from skorch.callbacks import EarlyStopping, EpochTimer, PassthroughScoring, PrintLog
+from skorch.utils import is_dataset
+from sklearn.model_selection import train_test_split
+from sklearn.utils import check_random_state
+from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.validation import (
+    _check_sample_weight,
+    check_is_fitted,
+    column_or_1d,
+    validate_data,
+)
+
+from .callbacks import BalancedAccuracy
+from .data import ArrayDataset, BatchIterator, unpack_target
+from .losses import CrossEntropyLoss
+from .modules import MLP
+
+__all__ = ["BaseNetClassifier", "resolve_device"]
+
+#: SGD with the momentum and weight decay of Cao et al.'s recipe; plain SGD
+#: (skorch's default) barely moves in the epoch budgets used on tabular data.
+SGDMomentum = functools.partial(torch.optim.SGD, momentum=0.9, weight_decay=2e-4)
+
+_DEVICES = ("auto", "cpu", "cuda", "mps")
+
+
+def resolve_device(device) -> torch.device:
+    """Turn ``"auto"`` into ``"cuda"`` when available, else ``"cpu"``.
+
+    Examples
+    --------
+    >>> resolve_device("cpu")
+    device(type='cpu')
+    """
+    if device == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(device)
+
+
+class BaseNetClassifier(NeuralNetClassifier):
+    """Base class of the package's classifiers; not meant to be used directly.
+
+    Parameters are skorch's (see :class:`skorch.NeuralNetClassifier`) with
+    these differences and additions:
+
+    Parameters
+    ----------
+    module : torch.nn.Module class or instance, default=None
+        ``None`` builds :class:`ldam_sklearn.modules.MLP` sized from the data;
+        set its options with ``module__hidden_layer_sizes`` etc.
+    criterion : torch.nn.Module class or instance, default=None
+        ``None`` lets the subclass choose. A class whose ``__init__`` takes
+        ``class_counts`` receives the training class counts.
+    optimizer : torch optimizer class, default=SGD(momentum=0.9, weight_decay=2e-4)
+    lr : float, default=0.1
+    max_epochs : int, default=100
+    batch_size : int, default=128
+    iterator_train, iterator_valid : default=BatchIterator
+        Slice batches from tensors already on the device.
+    dataset : default=ArrayDataset
+    train_split : callable or None, default=None
+        No internal validation split: a 20 % hold-out would take the rare
+        classes' few samples away from training. Use ``early_stopping``.
+    verbose : int, default=0
+    device : {"auto", "cpu", "cuda", "mps"} or torch.device, default="auto"
+        ``"auto"`` trains on CUDA when available, else on the CPU.
+    early_stopping : bool, default=False
+        Hold out a stratified ``validation_fraction`` of the training data and
+        stop when the validation loss has not improved for
+        ``n_iter_no_change`` epochs, keeping the best parameters.
+    validation_fraction : float, default=0.1
+    n_iter_no_change : int, default=10
+    random_state : int, RandomState instance or None, default=None
+        Seeds weight initialisation, shuffling and dropout. Two fits with the
+        same integer seed give identical predictions on the CPU.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+        The labels seen in ``fit``, in the order of ``predict_proba``'s columns.
+    class_counts_ : ndarray of shape (n_classes,)
+        Number of training samples per class.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+        Defined when ``X`` has string column names.
+    device_ : torch.device
+        The device the model lives on.
+    module_, criterion_, optimizer_, history_
+        As in skorch.
+    """
+
+    def __init__(
+        self,
+        module=None,
+        *,
+        criterion=None,
+        optimizer=SGDMomentum,
+        lr: float = 0.1,
+        max_epochs: int = 100,
+        batch_size: int = 128,
+        iterator_train=BatchIterator,
+        iterator_valid=BatchIterator,
+        dataset=ArrayDataset,
+        train_split=None,
+        callbacks=None,
+        warm_start: bool = False,
+        verbose: int = 0,
+        device="auto",
+        early_stopping: bool = False,
+        validation_fraction: float = 0.1,
+        n_iter_no_change: int = 10,
+        random_state=None,
+        **kwargs,
+    ):
+        kwargs.setdefault("iterator_train__shuffle", True)
+        super().__init__(
+            module,
+            criterion=criterion,
+            optimizer=optimizer,
+            lr=lr,
+            max_epochs=max_epochs,
+            batch_size=batch_size,
+            iterator_train=iterator_train,
+            iterator_valid=iterator_valid,
+            dataset=dataset,
+            train_split=train_split,
+            callbacks=callbacks,
+            warm_start=warm_start,
+            verbose=verbose,
+            device=device,
+            **kwargs,
+        )
+        self.early_stopping = early_stopping
+        self.validation_fraction = validation_fraction
+        self.n_iter_no_change = n_iter_no_change
+        self.random_state = random_state
+
+    # -- hooks for subclasses -------------------------------------------------
+
+    def _check_params(self) -> None:
+        """Validate hyper-parameters; subclasses extend it with their own."""
+        device = self.device
+        if not isinstance(device, torch.device) and str(device).split(":")[0] not in _DEVICES:
+            raise ValueError(f"device={device!r} is not valid; choose one of {_DEVICES}.")
+        if resolve_device(device).type == "cuda" and not torch.cuda.is_available():
+            raise ValueError(
+                f"device={device!r} was requested but CUDA is not available; "
+                'use device="auto" to fall back to the CPU.'
+            )
+        _check_positive_int("max_epochs", self.max_epochs, minimum=0)
+        _check_positive_int("batch_size", self.batch_size)
+        _check_positive_int("n_iter_no_change", self.n_iter_no_change)
+        if not 0 < self.validation_fraction < 1:
+            raise ValueError(
+                f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}."
+            )
+
+    def _default_criterion(self) -> tuple[type, dict]:
+        """Criterion class and its arguments, used when ``criterion=None``."""
+        return CrossEntropyLoss, {}
+
+    def _default_module_kwargs(self) -> dict:
+        """Extra arguments for the default MLP (e.g. its output layer)."""
+        return {}
+
+    def _output_to_logits(self, output: torch.Tensor) -> torch.Tensor:
+        """Map the module's raw output to the logits ``predict_proba`` softmaxes."""
+        return output
+
+    # -- fitting ---------------------------------------------------------------
+
+    def fit(self, X, y, sample_weight=None, **fit_params):
+        """Validate the data, initialise the network and train it.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+            Training data; cast to float32. CSR/CSC input is never densified.
+        y : array-like of shape (n_samples,)
+            Class labels of any type (strings, integers, categorical).
+        sample_weight : array-like of shape (n_samples,), default=None
+            Per-example loss weights.
+        **fit_params : dict
+            Passed to the module's ``forward``, as in skorch.
+
+        Returns
+        -------
+        self : object
+        """
+        reset = not (self.warm_start and self.initialized_)
+        dataset = self._validate_fit_data(X, y, sample_weight, reset=reset)
+        return self._fit_dataset(dataset, initialize=reset, routing_method="fit", **fit_params)
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None, **fit_params):
+        """Train for ``max_epochs`` more epochs without re-initialising.
+
+        Parameters
+        ----------
+        X, y, sample_weight
+            As in :meth:`fit`.
+        classes : array-like of shape (n_classes,), default=None
+            All labels that may appear; needed on the first call only when a
+            class is missing from the first batch of data.
+        **fit_params : dict
+            Passed to the module's ``forward``.
+
+        Returns
+        -------
+        self : object
+        """
+        first = not self.initialized_
+        dataset = self._validate_fit_data(X, y, sample_weight, reset=first, classes=classes)
+        return self._fit_dataset(dataset, initialize=first, routing_method="partial_fit", **fit_params)
+
+    def _fit_dataset(self, dataset, *, initialize, routing_method, **fit_params):
+        seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
+        cuda = [self.device_.index or 0] if self.device_.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):
+            torch.manual_seed(seed)
+            self._split_seed = seed
+            if initialize:
+                self.initialize()
+            with self._skorch_device():
+                NeuralNet.partial_fit(self, dataset, None, _routing_method=routing_method, **fit_params)
+        return self
+
+    def _validate_fit_data(self, X, y, sample_weight, *, reset, classes=None):
+        self._check_params()
+        if y is None:
+            raise ValueError(
+                f"{type(self).__name__} requires y to be passed, but the target y is None."
+            )
+        X, y = validate_data(
+            self,
+            X,
+            y,
+            reset=reset,
+            accept_sparse=("csr", "csc"),
+            dtype=np.float32,
+            multi_output=True,
+            y_numeric=False,
+        )
+        if type_of_target(y) in ("multilabel-indicator", "multiclass-multioutput"):
+            raise ValueError("Multilabel and multioutput targets are not supported.")
+        y = column_or_1d(y, warn=True)
+        check_classification_targets(y)
+        if sample_weight is not None:
+            sample_weight = _check_sample_weight(
+                sample_weight, X, dtype=np.float32, ensure_non_negative=True
+            )
+        if reset:
+            given = classes if classes is not None else self.classes
+            self.classes_inferred_ = np.unique(y if given is None else given)
+            self.device_ = resolve_device(self.device)
+        labels = self.classes_
+        y_enc = np.searchsorted(labels, y)
+        unknown = (y_enc >= len(labels)) | (labels[np.minimum(y_enc, len(labels) - 1)] != y)
+        if unknown.any():
+            raise ValueError(
+                f"y contains labels {np.unique(y[unknown]).tolist()} that were not seen in the "
+                f"first fit (classes_={labels.tolist()}); pass all labels with `classes=` on the "
+                "first partial_fit, or refit."
+            )
+        present = y_enc if sample_weight is None else y_enc[sample_weight > 0]
+        if len(np.unique(present)) < 2:
+            raise ValueError(
+                "Classifier can't train when only one class is present "
+                "(counting only samples with a positive sample_weight)."
+            )
+        if reset:
+            self.class_counts_ = np.bincount(y_enc, minlength=len(labels))
+            self.n_classes_ = len(labels)
+            if not self.class_counts_.all():
+                raise ValueError(
+                    f"classes {labels[self.class_counts_ == 0].tolist()} have no training "
+                    "samples; the class-aware losses need every class's count. Drop those "
+                    "labels from `classes` or include samples of them in the first fit."
+                )
+        if sp.issparse(X) and X.format != "csr":
+            X = X.tocsr()
+        return self.get_dataset(X, y_enc, sample_weight)
+
+    def check_data(self, X, y=None):
+        # Data is validated and labels encoded before skorch sees it; skorch's
+        # own check would overwrite classes_ with the encoded labels.
+        pass
+
+    def get_dataset(self, X, y=None, sample_weight=None):
+        """Wrap validated arrays in ``self.dataset`` on the training device."""
+        if is_dataset(X):
+            return X
+        return self.dataset(
+            X, y, sample_weight=sample_weight, device=self.device_, **self.get_params_for("dataset")
+        )
+
+    def get_split_datasets(self, X, y=None, **fit_params):
+        """Hold out a stratified validation split when ``early_stopping=True``."""
+        if not self.early_stopping:
+            return super().get_split_datasets(X, y, **fit_params)
+        labels = X.y.cpu().numpy()
+        if np.bincount(labels).min() < 2:
+            raise ValueError(
+                "early_stopping=True holds out a stratified validation split, which needs "
+                "at least 2 samples of every class; set early_stopping=False."
+            )
+        train_idx, valid_idx = train_test_split(
+            np.arange(len(labels)),
+            test_size=self.validation_fraction,
+            stratify=labels,
+            random_state=self._split_seed,
+        )
+        return X.subset(train_idx), X.subset(valid_idx)
+
+    @property
+    def _default_callbacks(self):
+        callbacks = [
+            ("epoch_timer", EpochTimer()),
+            ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
+            ("valid_loss", PassthroughScoring(name="valid_loss")),
+            ("balanced_accuracy", BalancedAccuracy()),
+        ]
+        if self.early_stopping:
+            callbacks.append(
+                (
+                    "early_stopping",
+                    EarlyStopping(patience=self.n_iter_no_change, load_best=True, sink=_silent),
+                )
+            )
+        return callbacks + [("print_log", PrintLog())]
+
+    # -- components --------------------------------------------------------------
+
+    def initialize(self):
+        """Initialise module, criterion and optimizer on ``device_``."""
+        self.device_ = resolve_device(self.device)
+        with self._skorch_device():
+            return super().initialize()
+
+    def initialize_module(self):
+        """Build the module; the default MLP is sized from the training data."""
+        kwargs = self.get_params_for("module")
+        module = self.module
+        if module is None:
+            module = MLP
+            kwargs = {**self._data_shape_kwargs(), **self._default_module_kwargs(), **kwargs}
+        self.module_ = self.initialized_instance(module, kwargs)
+        return self
+
+    def _data_shape_kwargs(self) -> dict:
+        if not hasattr(self, "n_features_in_"):
+            raise ValueError(
+                "The default module is sized from the training data: call fit first, or "
+                "pass module__n_features and module__n_classes before initialize()."
+            )
+        return {"n_features": self.n_features_in_, "n_classes": self.n_classes_}
+
+    def initialize_criterion(self):
+        """Build the criterion, giving it the class counts when it takes them."""
+        criterion, kwargs = self.criterion, {}
+        if criterion is None:
+            criterion, kwargs = self._default_criterion()
+        kwargs = {**kwargs, **self.get_params_for("criterion")}
+        if (
+            inspect.isclass(criterion)
+            and "class_counts" in inspect.signature(criterion).parameters
+            and "class_counts" not in kwargs
+        ):
+            kwargs["class_counts"] = self.class_counts_
+        self.criterion_ = self.initialized_instance(criterion, kwargs)
+        return self
+
+    @contextlib.contextmanager
+    def _skorch_device(self):
+        # skorch moves modules with ``to_device(m, self.device)``, which knows
+        # no "auto"; show it the resolved device while it works, then restore
+        # the user's parameter so get_params/clone keep "auto".
+        requested = self.__dict__["device"]
+        self.__dict__["device"] = self.device_
+        try:
+            yield
+        finally:
+            self.__dict__["device"] = requested
+
+    def set_params(self, **params):
+        """Set parameters, re-initialising components on ``device_`` if fitted."""
+        if not self.initialized_:
+            return super().set_params(**params)
+        with self._skorch_device():
+            return super().set_params(**params)
+
+    def load_params(self, *args, **kwargs):
+        """Load parameters saved with ``save_params`` (see skorch)."""
+        self.device_ = getattr(self, "device_", resolve_device(self.device))
+        with self._skorch_device():
+            return super().load_params(*args, **kwargs)
+
+    def __setstate__(self, state):
+        # skorch maps CUDA tensors to the CPU when CUDA is missing, using
+        # state["device"]; give it the device the tensors were saved from.
+        requested = state["device"]
+        state["device"] = state.get("device_", "cpu")
+        super().__setstate__(state)
+        self.device_ = torch.device(self.__dict__["device"])
+        self.__dict__["device"] = requested
+
+    # -- training step -----------------------------------------------------------
+
+    def infer(self, x, **fit_params):
+        """Forward a batch that the iterator already put on the device."""
+        return self.module_(x, **fit_params)
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Criterion on a batch, weighting examples by ``sample_weight``."""
+        labels, sample_weight = unpack_target(y_true)
+        if sample_weight is None:
+            return self.criterion_(y_pred, labels)
+        return self.criterion_(y_pred, labels, sample_weight=sample_weight)
+
+    # -- prediction --------------------------------------------------------------
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, columns in the order of ``classes_``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Rows sum to 1.
+        """
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, accept_sparse=("csr", "csc"), dtype=np.float32)
+        if sp.issparse(X) and X.format != "csr":
+            X = X.tocsr()
+        chunks = []
+        batches = BatchIterator(self.get_dataset(X), batch_size=self.batch_size, pad_last=True)
+        for batch in batches:
+            logits = self._output_to_logits(self.evaluation_step(batch).cpu()).double()
+            chunks.append(torch.softmax(logits, dim=1).numpy())
+        return np.concatenate(chunks)[: X.shape[0]]
+
+    def predict(self, X) -> np.ndarray:
+        """Predicted labels, taken from ``classes_``.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        y_pred : ndarray of shape (n_samples,)
+        """
+        proba = self.predict_proba(X)
+        return self.classes_[np.argmax(proba, axis=1)]
+
+    @property
+    def classes_(self) -> np.ndarray:
+        # skorch's property prefers the ``classes`` parameter, unsorted as
+        # given; labels are encoded against this sorted array instead.
+        return self.classes_inferred_
+
+    def __sklearn_is_fitted__(self) -> bool:
+        return hasattr(self, "classes_inferred_") and super().__sklearn_is_fitted__()
+
+    def __sklearn_tags__(self):
+        tags = super().__sklearn_tags__()
+        tags.input_tags.sparse = True
+        tags.classifier_tags.multi_label = False
+        tags.non_deterministic = False
+        return tags
+
+
+def _check_positive_int(name, value, minimum=1):
+    if not isinstance(value, numbers.Integral) or value < minimum:
+        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+
+
+def _silent(*args, **kwargs):
+    """Sink for skorch's EarlyStopping message: estimators are quiet by default."""

@@ -1,0 +1,163 @@
+"""skorch callbacks: training schedules and the history entries they record."""
+
+from __future__ import annotations
+
+import torch
+from skorch.callbacks import Callback
+from sklearn.metrics import balanced_accuracy_score
+
+from .data import unpack_target
+from .losses import class_balanced_weights
+
+__all__ = ["BalancedAccuracy", "ClassBalancing", "WarmupStepLR", "switch_epoch"]
+
+
+class BalancedAccuracy(Callback):
+    """Record balanced accuracy of each epoch's batches in the history.
+
+    Uses the predictions the training step already made (no extra forward
+    pass), so ``train_bacc`` reflects the model as it changed during the
+    epoch, like ``train_loss``. ``valid_bacc`` is recorded when the net holds
+    out a validation split.
+
+    Examples
+    --------
+    >>> from ldam_sklearn.callbacks import BalancedAccuracy
+    >>> BalancedAccuracy().on_epoch_begin(None)
+    """
+
+    def on_epoch_begin(self, net, **kwargs):
+        self._preds = {True: [], False: []}
+        self._labels = {True: [], False: []}
+
+    def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
+        labels, _ = unpack_target(batch[1])
+        self._preds[training].append(y_pred.detach().argmax(dim=1))
+        self._labels[training].append(labels)
+
+    def on_epoch_end(self, net, **kwargs):
+        for training, key in ((True, "train_bacc"), (False, "valid_bacc")):
+            if self._preds[training]:
+                y_true = torch.cat(self._labels[training]).cpu().numpy()
+                y_pred = torch.cat(self._preds[training]).cpu().numpy()
+                net.history.record(key, balanced_accuracy_score(y_true, y_pred))
+
+
+def switch_epoch(start: float, max_epochs: int) -> int:
+    """Epoch index at which a deferred schedule switches on.
+
+    ``start`` is a fraction of ``max_epochs`` when it is a float in ``[0, 1]``,
+    else an epoch number.
+
+    Examples
+    --------
+    >>> switch_epoch(0.8, 200), switch_epoch(160, 200)
+    (160, 160)
+    """
+    if isinstance(start, float) and 0.0 <= start <= 1.0:
+        return int(round(start * max_epochs))
+    return int(start)
+
+
+class WarmupStepLR(Callback):
+    """Linear learning-rate warm-up, then step decays late in training.
+
+    The recipe of Cao et al. (2019) for CIFAR: warm up linearly over the first
+    5 of 200 epochs, multiply the rate by 0.01 at epoch 160 and by 0.0001 at
+    epoch 180. Here the epochs are fractions of ``max_epochs`` so the recipe
+    scales with the budget. The epoch is read from the net's history, so
+    ``partial_fit`` and a reloaded checkpoint continue the schedule.
+
+    Parameters
+    ----------
+    warmup : float, default=0.025
+        Fraction of ``max_epochs`` (at least one epoch) of linear warm-up.
+    milestones : tuple of (float, float) pairs, default=((0.8, 0.01), (0.9, 1e-4))
+        ``(fraction of max_epochs, factor)``: from that epoch on the base rate
+        is multiplied by ``factor``.
+
+    Examples
+    --------
+    >>> WarmupStepLR().factor(epoch=0, max_epochs=200)
+    0.2
+    >>> WarmupStepLR().factor(epoch=170, max_epochs=200)
+    0.01
+    """
+
+    def __init__(self, warmup: float = 0.025, milestones=((0.8, 0.01), (0.9, 1e-4))):
+        self.warmup = warmup
+        self.milestones = milestones
+
+    def factor(self, epoch: int, max_epochs: int) -> float:
+        """Multiplier of the base learning rate at a 0-based ``epoch``."""
+        warmup_epochs = max(1, switch_epoch(self.warmup, max_epochs))
+        factor = min(1.0, (epoch + 1) / warmup_epochs)
+        for start, decay in self.milestones:
+            if epoch >= switch_epoch(start, max_epochs):
+                factor = decay
+        return factor
+
+    def on_epoch_begin(self, net, **kwargs):
+        factor = self.factor(len(net.history) - 1, net.max_epochs)
+        for group in net.optimizer_.param_groups:
+            group.setdefault("initial_lr", group["lr"])
+            group["lr"] = group["initial_lr"] * factor
+        net.history.record("lr", net.optimizer_.param_groups[0]["lr"])
+
+
+class ClassBalancing(Callback):
+    """Re-weight the loss or re-sample the batches by class, from an epoch on.
+
+    With ``start > 0`` this is the deferred re-weighting (DRW) or deferred
+    re-sampling (DRS) of Cao et al. (2019); with ``start=0`` plain
+    class-balanced re-weighting or re-sampling. Re-weighting copies
+    class-balanced weights (Cui et al., 2019) into the criterion's ``weight``
+    buffer in place, so the optimizer and its momentum are untouched.
+    Re-sampling makes the batch iterator draw rows with probability
+    proportional to ``1 / n_{y_i}``.
+
+    Each epoch records ``balancing`` (``"none"``, ``"reweight"`` or
+    ``"resample"``) and ``class_weights`` in the history.
+
+    Parameters
+    ----------
+    mode : {"reweight", "resample"}
+    start : float or int, default=0.8
+        Switch epoch: a fraction of ``max_epochs`` or an epoch number.
+    beta : float, default=0.9999
+        Effective-number hyper-parameter of the weights.
+
+    Examples
+    --------
+    >>> ClassBalancing("reweight", start=0.8).mode
+    'reweight'
+    """
+
+    def __init__(self, mode: str, start: float = 0.8, beta: float = 0.9999):
+        self.mode = mode
+        self.start = start
+        self.beta = beta
+
+    def on_train_begin(self, net, **kwargs):
+        if self.mode == "reweight" and not isinstance(
+            getattr(net.criterion_, "weight", None), torch.Tensor
+        ):
+            raise ValueError(
+                f"Re-weighting needs a criterion with a per-class `weight` buffer; "
+                f"{type(net.criterion_).__name__} has none. Use a loss from "
+                "ldam_sklearn.losses or schedule='none'."
+            )
+
+    def on_epoch_begin(self, net, dataset_train=None, **kwargs):
+        active = len(net.history) - 1 >= switch_epoch(self.start, net.max_epochs)
+        counts = torch.as_tensor(net.class_counts_, dtype=torch.float32)
+        weights = torch.ones_like(counts)
+        if self.mode == "reweight" and active:
+            weights = class_balanced_weights(counts, self.beta)
+        if self.mode == "reweight":
+            net.criterion_.weight.copy_(weights)
+        if self.mode == "resample":
+            labels = dataset_train.y.cpu()
+            dataset_train.draw_weights = (1.0 / counts)[labels] if active else None
+        net.history.record("balancing", self.mode if active else "none")
+        net.history.record("class_weights", weights.tolist())

@@ -1,0 +1,103 @@
+"""Network parts: the default MLP and the cosine ("normed") output layer."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+__all__ = ["MLP", "CosineLinear"]
+
+
+class CosineLinear(nn.Module):
+    """Linear layer on L2-normalised inputs and weight columns.
+
+    Outputs are cosine similarities in ``[-1, 1]``. Cao et al. (2019) pair it
+    with the LDAM loss, which multiplies the logits by a scale ``s`` inside the
+    loss; whoever turns these outputs into probabilities must apply the same
+    ``s`` first.
+
+    Parameters
+    ----------
+    in_features : int
+        Size of each input sample.
+    out_features : int
+        Number of classes.
+
+    References
+    ----------
+    .. [1] K. Cao, C. Wei, A. Gaidon, N. Arechiga, T. Ma. "Learning Imbalanced
+       Datasets with Label-Distribution-Aware Margin Loss", NeurIPS 2019.
+
+    Examples
+    --------
+    >>> import torch
+    >>> layer = CosineLinear(4, 3)
+    >>> bool(layer(torch.randn(5, 4)).abs().max() <= 1.0)
+    True
+    """
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        # Same initialisation as the official NormedLinear: unit-norm columns.
+        weight = torch.empty(in_features, out_features).uniform_(-1, 1)
+        self.weight = nn.Parameter(weight.renorm_(2, 1, 1e-5).mul_(1e5))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # F.normalize clamps the norm at eps, so an all-zero row gives zeros, not NaN.
+        return F.normalize(x, dim=1) @ F.normalize(self.weight, dim=0)
+
+
+class MLP(nn.Module):
+    """Multi-layer perceptron sized from the data at fit time.
+
+    The estimators build it with ``n_features`` and ``n_classes`` taken from
+    the training data; the remaining arguments are set with the skorch
+    ``module__`` prefix, e.g. ``module__hidden_layer_sizes=(64,)``.
+
+    Parameters
+    ----------
+    n_features : int
+        Number of input features. Sparse (CSR) batches are accepted.
+    n_classes : int
+        Number of outputs.
+    hidden_layer_sizes : sequence of int, default=(256, 256)
+        Width of each hidden ReLU layer, as in scikit-learn's MLPClassifier.
+    dropout : float, default=0.0
+        Dropout probability after each hidden layer.
+    cosine_head : bool, default=False
+        End in a :class:`CosineLinear` layer instead of ``nn.Linear``.
+
+    Examples
+    --------
+    >>> import torch
+    >>> net = MLP(n_features=8, n_classes=3, hidden_layer_sizes=(16,))
+    >>> tuple(net(torch.randn(4, 8)).shape)
+    (4, 3)
+    """
+
+    def __init__(
+        self,
+        n_features: int,
+        n_classes: int,
+        hidden_layer_sizes: Sequence[int] = (256, 256),
+        dropout: float = 0.0,
+        cosine_head: bool = False,
+    ):
+        super().__init__()
+        layers: list[nn.Module] = []
+        width = n_features
+        for size in hidden_layer_sizes:
+            layers += [nn.Linear(width, size), nn.ReLU()]
+            if dropout:
+                layers.append(nn.Dropout(dropout))
+            width = size
+        self.body = nn.Sequential(*layers)
+        self.head = CosineLinear(width, n_classes) if cosine_head else nn.Linear(width, n_classes)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        return self.head(self.body(X))

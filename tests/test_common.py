@@ -1,0 +1,57 @@
+"""scikit-learn's and imbalanced-learn's estimator checks on every public estimator."""
+
+import pytest
+from imblearn.utils.estimator_checks import (
+    check_classifier_on_multilabel_or_multioutput_targets,
+    check_classifiers_with_encoded_labels,
+)
+from sklearn.utils.estimator_checks import parametrize_with_checks
+
+from ldam_sklearn.utils.discovery import all_estimators
+
+# The only scikit-learn checks allowed to fail, and why.
+EXPECTED_FAILED_CHECKS = {
+    "check_no_attributes_set_in_init": (
+        "skorch's NeuralNet.__init__ sets history_, initialized_ and virtual_params_"
+    ),
+    "check_set_params": "skorch's set_params re-initialises components and rejects odd values",
+    "check_sample_weight_equivalence_on_dense_data": (
+        "mini-batch SGD: weighting a row is not the same as repeating it "
+        "(scikit-learn marks this check so for SGDClassifier and MLPClassifier)"
+    ),
+    "check_sample_weight_equivalence_on_sparse_data": (
+        "mini-batch SGD: weighting a row is not the same as repeating it"
+    ),
+}
+
+
+def _tested_estimators():
+    # Default parameters on purpose: the checks' tiny data sets (iris with
+    # 20-50 rows a class) must train well with what a user gets by default.
+    for _, Estimator in all_estimators():
+        yield Estimator()
+
+
+def test_discovery_finds_the_public_estimators():
+    names = [name for name, _ in all_estimators()]
+    assert "LDAMDRWClassifier" in names
+    assert not any(name.startswith("Base") for name in names)
+
+
+@parametrize_with_checks(
+    list(_tested_estimators()), expected_failed_checks=lambda est: EXPECTED_FAILED_CHECKS
+)
+def test_sklearn_compatible_estimator(estimator, check):
+    check(estimator)
+
+
+@pytest.mark.parametrize(
+    "estimator", list(_tested_estimators()), ids=lambda est: type(est).__name__
+)
+@pytest.mark.parametrize(
+    "check",
+    [check_classifier_on_multilabel_or_multioutput_targets, check_classifiers_with_encoded_labels],
+    ids=lambda check: check.__name__,
+)
+def test_imblearn_classifier_checks(estimator, check):
+    check(type(estimator).__name__, estimator)
