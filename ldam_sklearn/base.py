@@ -18,9 +18,6 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 import torch
-from skorch import NeuralNet, NeuralNetClassifier
-from skorch.callbacks import EarlyStopping, EpochTimer, PassthroughScoring, PrintLog
-from skorch.utils import is_dataset
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
@@ -30,6 +27,9 @@ from sklearn.utils.validation import (
     column_or_1d,
     validate_data,
 )
+from skorch import NeuralNet, NeuralNetClassifier
+from skorch.callbacks import EarlyStopping, EpochTimer, PassthroughScoring, PrintLog
+from skorch.utils import is_dataset
 
 from .callbacks import BalancedAccuracy
 from .data import ArrayDataset, BatchIterator, unpack_target
@@ -231,7 +231,9 @@ class BaseNetClassifier(NeuralNetClassifier):
         """
         first = not self.initialized_
         dataset = self._validate_fit_data(X, y, sample_weight, reset=first, classes=classes)
-        return self._fit_dataset(dataset, initialize=first, routing_method="partial_fit", **fit_params)
+        return self._fit_dataset(
+            dataset, initialize=first, routing_method="partial_fit", **fit_params
+        )
 
     def _fit_dataset(self, dataset, *, initialize, routing_method, **fit_params):
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
@@ -242,7 +244,9 @@ class BaseNetClassifier(NeuralNetClassifier):
             if initialize:
                 self.initialize()
             with self._skorch_device():
-                NeuralNet.partial_fit(self, dataset, None, _routing_method=routing_method, **fit_params)
+                NeuralNet.partial_fit(
+                    self, dataset, None, _routing_method=routing_method, **fit_params
+                )
         return self
 
     def _validate_fit_data(self, X, y, sample_weight, *, reset, classes=None):

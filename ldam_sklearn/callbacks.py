@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import torch
-from skorch.callbacks import Callback
 from sklearn.metrics import balanced_accuracy_score
+from skorch.callbacks import Callback
 
 from .data import unpack_target
 from .losses import class_balanced_weights

@@ -198,7 +198,10 @@ class BatchIterator:
 def _pad_rows(X: torch.Tensor, n_rows: int) -> torch.Tensor:
     if X.is_sparse:
         return torch.sparse_coo_tensor(
-            X._indices(), X._values(), (n_rows, X.shape[1]), is_coalesced=True,
+            X._indices(),
+            X._values(),
+            (n_rows, X.shape[1]),
+            is_coalesced=True,
             check_invariants=False,
         )
     return torch.cat([X, X.new_zeros(n_rows - X.shape[0], *X.shape[1:])])

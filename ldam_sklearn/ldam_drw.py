@@ -166,11 +166,6 @@ class LDAMDRWClassifier(BaseNetClassifier):
             raise ValueError(f"s must be > 0, got {self.s!r}.")
         if not 0 <= self.beta < 1:
             raise ValueError(f"beta must be in [0, 1), got {self.beta!r}.")
-        if not (self.lr_schedule in ("warmup_step", None) or hasattr(self.lr_schedule, "on_epoch_begin")):
-            raise ValueError(
-                f"lr_schedule={self.lr_schedule!r} is not valid; use 'warmup_step', None "
-                "or a skorch callback."
-            )
         schedule = self.lr_schedule
         if not (schedule is None or schedule == "warmup_step" or isinstance(schedule, Callback)):
             raise ValueError(

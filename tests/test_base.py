@@ -174,8 +174,12 @@ def test_no_internal_validation_split_by_default(imbalanced_data):
 def test_early_stopping_holds_out_stratified_fraction(imbalanced_data):
     X, y = imbalanced_data
     clf = LDAMDRWClassifier(
-        early_stopping=True, validation_fraction=0.2, n_iter_no_change=2, max_epochs=200,
-        random_state=0, lr_schedule=None,
+        early_stopping=True,
+        validation_fraction=0.2,
+        n_iter_no_change=2,
+        max_epochs=200,
+        random_state=0,
+        lr_schedule=None,
     ).fit(X, y)
     assert len(clf.history) < 200
     assert sum(clf.history[-1, "batches", :, "train_batch_size"]) == int(len(X) * 0.8)

@@ -1,0 +1,105 @@
+"""Training schedules: the learning-rate recipe and class balancing switches."""
+
+import numpy as np
+import pytest
+import torch
+from skorch.callbacks import Callback
+
+from ldam_sklearn import LDAMDRWClassifier
+from ldam_sklearn.callbacks import WarmupStepLR, switch_epoch
+from ldam_sklearn.losses import class_balanced_weights
+
+FAST = {"max_epochs": 10, "random_state": 0, "module__hidden_layer_sizes": (16,)}
+
+
+def test_switch_epoch_fraction_or_number():
+    assert switch_epoch(0.8, 10) == 8
+    assert switch_epoch(3, 10) == 3
+    assert switch_epoch(0.0, 10) == 0
+
+
+def test_warmup_step_follows_the_paper_at_200_epochs():
+    sched = WarmupStepLR()
+    factors = [sched.factor(epoch, 200) for epoch in range(200)]
+    np.testing.assert_allclose(factors[:5], [0.2, 0.4, 0.6, 0.8, 1.0])
+    assert factors[5:160] == [1.0] * 155
+    assert factors[160:180] == [0.01] * 20
+    assert factors[180:] == [1e-4] * 20
+
+
+def test_lr_recorded_and_applied(imbalanced_data):
+    X, y = imbalanced_data
+    clf = LDAMDRWClassifier(lr=0.1, **FAST).fit(X, y)
+    lrs = clf.history[:, "lr"]
+    expected = [0.1 * WarmupStepLR().factor(e, 10) for e in range(10)]
+    np.testing.assert_allclose(lrs, expected)
+    assert clf.optimizer_.param_groups[0]["lr"] == pytest.approx(expected[-1])
+
+
+@pytest.mark.parametrize(
+    "schedule, phases",
+    [
+        ("drw", ["none"] * 8 + ["reweight"] * 2),
+        ("reweight", ["reweight"] * 10),
+        ("none", None),
+        ("resample", ["resample"] * 10),
+        ("drs", ["none"] * 8 + ["resample"] * 2),
+    ],
+)
+def test_schedule_phases_in_history(imbalanced_data, schedule, phases):
+    X, y = imbalanced_data
+    clf = LDAMDRWClassifier(schedule=schedule, **FAST).fit(X, y)
+    if phases is None:
+        assert "balancing" not in clf.history[-1]
+    else:
+        assert clf.history[:, "balancing"] == phases
+    assert len(clf.history[:, "train_bacc"]) == 10
+
+
+def test_drw_weights_are_the_class_balanced_weights(imbalanced_data):
+    X, y = imbalanced_data
+    clf = LDAMDRWClassifier(beta=0.999, **FAST).fit(X, y)
+    expected = class_balanced_weights(np.bincount(y), beta=0.999)
+    np.testing.assert_allclose(clf.criterion_.weight.cpu(), expected, rtol=1e-6)
+    np.testing.assert_allclose(clf.history[-1, "class_weights"], expected, rtol=1e-6)
+    assert clf.history[0, "class_weights"] == [1.0, 1.0, 1.0]
+    assert sum(clf.history[-1, "class_weights"]) == pytest.approx(3.0)
+
+
+def test_drw_switch_keeps_criterion_and_optimizer_state(imbalanced_data):
+    X, y = imbalanced_data
+    seen = []
+
+    class Spy(Callback):
+        # runs after the class_balancing callback, i.e. right after a switch
+        def on_epoch_begin(self, net, **kwargs):
+            state = net.optimizer_.state.values()
+            momentum = sum(float(s["momentum_buffer"].abs().sum()) for s in state)
+            seen.append((id(net.optimizer_), id(net.criterion_), momentum))
+
+    clf = LDAMDRWClassifier(drw_start=5, callbacks=[("spy", Spy())], **FAST).fit(X, y)
+    assert clf.history[:, "balancing"] == ["none"] * 5 + ["reweight"] * 5
+    assert len({opt for opt, _, _ in seen}) == 1, "optimizer was rebuilt"
+    assert len({crit for _, crit, _ in seen}) == 1, "criterion was rebuilt"
+    assert seen[5][2] > 0, "momentum buffers were reset at the switch"
+
+
+def test_resampling_really_draws_balanced_batches(imbalanced_data):
+    X, y = imbalanced_data
+    drawn = []
+
+    class Record(Callback):
+        def on_batch_begin(self, net, batch=None, training=False, **kwargs):
+            if training:
+                drawn.append(batch[1].cpu().numpy())
+
+    LDAMDRWClassifier(schedule="resample", callbacks=[("record", Record())], **FAST).fit(X, y)
+    counts = np.bincount(np.concatenate(drawn), minlength=3) / len(np.concatenate(drawn))
+    # natural frequencies are 80/15/5 %; balanced sampling gives ~1/3 each
+    np.testing.assert_allclose(counts, 1 / 3, atol=0.06)
+
+
+def test_reweighting_needs_a_weighted_criterion(imbalanced_data):
+    X, y = imbalanced_data
+    with pytest.raises(ValueError, match="per-class `weight` buffer"):
+        LDAMDRWClassifier(criterion=torch.nn.MultiMarginLoss, schedule="reweight", **FAST).fit(X, y)

@@ -1,0 +1,115 @@
+"""LDAMDRWClassifier: its losses, heads, parameters and the ablation grid."""
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+from sklearn.model_selection import GridSearchCV
+
+from ldam_sklearn import LDAMDRWClassifier
+from ldam_sklearn.losses import (
+    BalancedSoftmaxLoss,
+    CrossEntropyLoss,
+    FocalLoss,
+    LDAMLoss,
+    LogitAdjustedLoss,
+)
+from ldam_sklearn.modules import CosineLinear
+
+FAST = {"max_epochs": 6, "random_state": 0, "module__hidden_layer_sizes": (16,)}
+
+
+@pytest.mark.parametrize(
+    "loss, criterion, cosine",
+    [
+        ("ldam", LDAMLoss, True),
+        ("ce", CrossEntropyLoss, False),
+        ("focal", FocalLoss, False),
+        ("logit_adjusted", LogitAdjustedLoss, False),
+        ("logit_adjusted_posthoc", CrossEntropyLoss, False),
+        ("balanced_softmax", BalancedSoftmaxLoss, False),
+    ],
+)
+def test_loss_selects_criterion_and_head(imbalanced_data, loss, criterion, cosine):
+    X, y = imbalanced_data
+    clf = LDAMDRWClassifier(loss=loss, **FAST).fit(X, y)
+    assert type(clf.criterion_) is criterion
+    assert isinstance(clf.module_.head, CosineLinear) is cosine
+    np.testing.assert_allclose(clf.predict_proba(X).sum(axis=1), 1.0)
+
+
+def test_hyperparameters_reach_the_criterion(imbalanced_data):
+    X, y = imbalanced_data
+    clf = LDAMDRWClassifier(max_m=0.3, s=10.0, **FAST).fit(X, y)
+    assert float(clf.criterion_.margins.max()) == pytest.approx(0.3)
+    assert clf.criterion_.s == 10.0
+    clf = LDAMDRWClassifier(loss="focal", gamma=2.5, **FAST).fit(X, y)
+    assert clf.criterion_.gamma == 2.5
+    clf = LDAMDRWClassifier(loss="logit_adjusted", tau=0.5, **FAST).fit(X, y)
+    assert clf.criterion_.tau == 0.5
+
+
+def test_ldam_predict_proba_applies_the_scale(imbalanced_data):
+    X, y = imbalanced_data
+    clf = LDAMDRWClassifier(**{**FAST, "max_epochs": 30}).fit(X, y)
+    cosines = clf.forward(X.astype(np.float32)).numpy()
+    assert np.abs(cosines).max() <= 1.0 + 1e-6
+    expected = torch.softmax(torch.as_tensor(cosines, dtype=torch.float64) * clf.s, dim=1)
+    np.testing.assert_allclose(clf.predict_proba(X), expected.numpy(), rtol=1e-5, atol=1e-7)
+    # without the scale, probabilities of a cosine head would be near uniform
+    assert clf.predict_proba(X).max(axis=1).mean() > 0.6
+
+
+def test_posthoc_logit_adjustment_subtracts_log_prior(imbalanced_data):
+    X, y = imbalanced_data
+    clf = LDAMDRWClassifier(loss="logit_adjusted_posthoc", schedule="none", tau=1.0, **FAST)
+    clf.fit(X, y)
+    logits = clf.forward(X.astype(np.float32)).double()
+    prior = np.bincount(y) / len(y)
+    expected = torch.softmax(logits - torch.log(torch.as_tensor(prior)), dim=1)
+    np.testing.assert_allclose(clf.predict_proba(X), expected.numpy(), rtol=1e-5, atol=1e-7)
+    plain = torch.softmax(logits, dim=1).numpy()
+    # the adjustment moves predictions towards the rare class
+    assert clf.predict_proba(X)[:, 2].mean() > plain[:, 2].mean()
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"loss": "hinge"}, r"loss='hinge' is not valid; choose one of \['balanced_softmax'"),
+        ({"schedule": "cosine"}, r"schedule='cosine' is not valid; choose one of"),
+        ({"max_m": -0.1}, "max_m must be >= 0"),
+        ({"s": 0}, "s must be > 0"),
+        ({"beta": 1.0}, r"beta must be in \[0, 1\)"),
+        ({"gamma": -1}, "gamma must be >= 0"),
+        ({"tau": -1}, "tau must be >= 0"),
+        ({"drw_start": 500}, "drw_start=500 falls outside"),
+        ({"drw_start": "late"}, "drw_start must be a fraction"),
+        ({"lr_schedule": "cosine"}, "lr_schedule='cosine' is not valid"),
+        ({"max_epochs": -1}, "max_epochs must be an integer >= 0"),
+        ({"batch_size": 0}, "batch_size must be an integer >= 1"),
+        ({"validation_fraction": 1.5}, r"validation_fraction must be in \(0, 1\)"),
+    ],
+)
+def test_bad_parameters_rejected_at_fit_with_choices(imbalanced_data, params, message):
+    X, y = imbalanced_data
+    clf = LDAMDRWClassifier(**params)  # __init__ only stores
+    with pytest.raises(ValueError, match=message):
+        clf.fit(X, y)
+
+
+def test_ablation_grid_search_prints_as_table(imbalanced_data):
+    X, y = imbalanced_data
+    grid = GridSearchCV(
+        LDAMDRWClassifier(**FAST),
+        {"loss": ["ce", "ldam"], "schedule": ["none", "drw"], "max_m": [0.3, 0.5]},
+        scoring="balanced_accuracy",
+        cv=2,
+    ).fit(X, y)
+    results = pd.DataFrame(grid.cv_results_)
+    table = results.pivot_table(
+        index="param_loss", columns="param_schedule", values="mean_test_score", aggfunc="max"
+    )
+    assert table.shape == (2, 2)
+    assert np.isfinite(table.to_numpy()).all()
+    assert grid.best_params_["loss"] in ("ce", "ldam")
