@@ -6,6 +6,8 @@ networks on CUDA when present and on the CPU otherwise.
 """
 
 from ._version import __version__
+from .l2rw import L2RWClassifier
 from .ldam_drw import LDAMDRWClassifier
+from .meta_reweighting import l2rw_example_weights
 
-__all__ = ["LDAMDRWClassifier", "__version__"]
+__all__ = ["L2RWClassifier", "LDAMDRWClassifier", "l2rw_example_weights", "__version__"]

@@ -28,10 +28,16 @@ from sklearn.utils.validation import (
     validate_data,
 )
 from skorch import NeuralNet, NeuralNetClassifier
-from skorch.callbacks import EarlyStopping, EpochTimer, PassthroughScoring, PrintLog
+from skorch.callbacks import (
+    Callback,
+    EarlyStopping,
+    EpochTimer,
+    PassthroughScoring,
+    PrintLog,
+)
 from skorch.utils import is_dataset
 
-from .callbacks import BalancedAccuracy
+from .callbacks import BalancedAccuracy, WarmupStepLR
 from .data import ArrayDataset, BatchIterator, unpack_target
 from .losses import CrossEntropyLoss
 from .modules import MLP
@@ -94,6 +100,11 @@ class BaseNetClassifier(NeuralNetClassifier):
     random_state : int, RandomState instance or None, default=None
         Seeds weight initialisation, shuffling and dropout. Two fits with the
         same integer seed give identical predictions on the CPU.
+    lr_schedule : "warmup_step", skorch callback or None, default="warmup_step"
+        ``"warmup_step"`` is the learning-rate recipe of Cao et al. (2019),
+        :class:`~ldam_sklearn.callbacks.WarmupStepLR`: linear warm-up, then
+        x0.01 at 80 % and x0.0001 at 90 % of the epochs. A skorch callback
+        replaces it; ``None`` keeps ``lr`` constant.
 
     Attributes
     ----------
@@ -131,6 +142,7 @@ class BaseNetClassifier(NeuralNetClassifier):
         validation_fraction: float = 0.1,
         n_iter_no_change: int = 10,
         random_state=None,
+        lr_schedule="warmup_step",
         **kwargs,
     ):
         kwargs.setdefault("iterator_train__shuffle", True)
@@ -155,6 +167,7 @@ class BaseNetClassifier(NeuralNetClassifier):
         self.validation_fraction = validation_fraction
         self.n_iter_no_change = n_iter_no_change
         self.random_state = random_state
+        self.lr_schedule = lr_schedule
 
     # -- hooks for subclasses -------------------------------------------------
 
@@ -171,6 +184,14 @@ class BaseNetClassifier(NeuralNetClassifier):
         _check_positive_int("max_epochs", self.max_epochs, minimum=0)
         _check_positive_int("batch_size", self.batch_size)
         _check_positive_int("n_iter_no_change", self.n_iter_no_change)
+        schedule = self.lr_schedule
+        if not (schedule is None or isinstance(schedule, (str, Callback))) or (
+            isinstance(schedule, str) and schedule != "warmup_step"
+        ):
+            raise ValueError(
+                f"lr_schedule={schedule!r} is not valid; use 'warmup_step', None "
+                "or a skorch callback."
+            )
         if not 0 < self.validation_fraction < 1:
             raise ValueError(
                 f"validation_fraction must be in (0, 1), got {self.validation_fraction!r}."
@@ -183,6 +204,10 @@ class BaseNetClassifier(NeuralNetClassifier):
     def _default_module_kwargs(self) -> dict:
         """Extra arguments for the default MLP (e.g. its output layer)."""
         return {}
+
+    def _training_data(self, dataset: ArrayDataset, fit_params: dict) -> ArrayDataset:
+        """Rows to train on; may take (pop) its own entries of ``fit_params``."""
+        return dataset
 
     def _output_to_logits(self, output: torch.Tensor) -> torch.Tensor:
         """Map the module's raw output to the logits ``predict_proba`` softmaxes."""
@@ -210,6 +235,7 @@ class BaseNetClassifier(NeuralNetClassifier):
         """
         reset = not (self.warm_start and self.initialized_)
         dataset = self._validate_fit_data(X, y, sample_weight, reset=reset)
+        dataset = self._training_data(dataset, fit_params)
         return self._fit_dataset(dataset, initialize=reset, routing_method="fit", **fit_params)
 
     def partial_fit(self, X, y, classes=None, sample_weight=None, **fit_params):
@@ -231,6 +257,7 @@ class BaseNetClassifier(NeuralNetClassifier):
         """
         first = not self.initialized_
         dataset = self._validate_fit_data(X, y, sample_weight, reset=first, classes=classes)
+        dataset = self._training_data(dataset, fit_params)
         return self._fit_dataset(
             dataset, initialize=first, routing_method="partial_fit", **fit_params
         )
@@ -344,6 +371,10 @@ class BaseNetClassifier(NeuralNetClassifier):
             ("valid_loss", PassthroughScoring(name="valid_loss")),
             ("balanced_accuracy", BalancedAccuracy()),
         ]
+        if isinstance(self.lr_schedule, Callback):
+            callbacks.append(("lr_schedule", self.lr_schedule))
+        elif isinstance(self.lr_schedule, str) and self.lr_schedule == "warmup_step":
+            callbacks.append(("lr_schedule", WarmupStepLR()))
         if self.early_stopping:
             callbacks.append(
                 (

@@ -9,7 +9,7 @@ from skorch.callbacks import Callback
 from .data import unpack_target
 from .losses import class_balanced_weights
 
-__all__ = ["BalancedAccuracy", "ClassBalancing", "WarmupStepLR", "switch_epoch"]
+__all__ = ["BalancedAccuracy", "ClassBalancing", "MetaWeightStats", "WarmupStepLR", "switch_epoch"]
 
 
 class BalancedAccuracy(Callback):
@@ -161,3 +161,48 @@ class ClassBalancing(Callback):
             dataset_train.draw_weights = (1.0 / counts)[labels] if active else None
         net.history.record("balancing", self.mode if active else "none")
         net.history.record("class_weights", weights.tolist())
+
+
+class MetaWeightStats(Callback):
+    """Record how learning-to-reweight spreads its example weights.
+
+    Reads the ``weights`` that :class:`~ldam_sklearn.L2RWClassifier`'s
+    training step returns and records per epoch:
+
+    - ``meta_weight_per_class``: mean weight of each class's examples, times
+      the batch size, so that 1.0 is the uniform weighting of plain training;
+    - ``zero_weight_fraction``: fraction of examples that got weight 0;
+    - ``zero_weight_steps``: steps in which every weight was 0, so the batch
+      added no gradient.
+
+    Examples
+    --------
+    >>> MetaWeightStats().on_epoch_begin(None)
+    """
+
+    def on_epoch_begin(self, net, **kwargs):
+        self._sums = self._counts = None
+        self._zeros = self._rows = self._zero_steps = 0
+
+    def on_batch_end(self, net, batch=None, training=False, weights=None, **kwargs):
+        if not training or weights is None:
+            return
+        labels, _ = unpack_target(batch[1])
+        n_classes = len(net.classes_)
+        scaled = weights.detach() * len(weights)
+        sums = torch.bincount(labels, weights=scaled, minlength=n_classes)
+        counts = torch.bincount(labels, minlength=n_classes)
+        self._sums = sums if self._sums is None else self._sums + sums
+        self._counts = counts if self._counts is None else self._counts + counts
+        zeros = int((weights == 0).sum())
+        self._zeros += zeros
+        self._rows += len(weights)
+        self._zero_steps += zeros == len(weights)
+
+    def on_epoch_end(self, net, **kwargs):
+        if self._sums is None:
+            return
+        per_class = self._sums / self._counts.clamp_min(1)
+        net.history.record("meta_weight_per_class", per_class.cpu().tolist())
+        net.history.record("zero_weight_fraction", self._zeros / self._rows)
+        net.history.record("zero_weight_steps", self._zero_steps)

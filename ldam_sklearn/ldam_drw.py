@@ -6,10 +6,9 @@ import numbers
 
 import numpy as np
 import torch
-from skorch.callbacks import Callback
 
 from .base import BaseNetClassifier
-from .callbacks import ClassBalancing, WarmupStepLR, switch_epoch
+from .callbacks import ClassBalancing, switch_epoch
 from .losses import (
     BalancedSoftmaxLoss,
     CrossEntropyLoss,
@@ -79,11 +78,6 @@ class LDAMDRWClassifier(BaseNetClassifier):
         Focusing parameter of the focal loss.
     tau : float, default=1.0
         Strength of the logit adjustment.
-    lr_schedule : "warmup_step", skorch callback or None, default="warmup_step"
-        ``"warmup_step"`` is the paper's learning-rate recipe,
-        :class:`~ldam_sklearn.callbacks.WarmupStepLR`: linear warm-up, then
-        ×0.01 at 80 % and ×0.0001 at 90 % of the epochs. A skorch callback
-        replaces it; ``None`` keeps ``lr`` constant.
     **kwargs
         Parameters of :class:`ldam_sklearn.base.BaseNetClassifier` and skorch
         (``max_epochs``, ``lr``, ``batch_size``, ``module__hidden_layer_sizes``,
@@ -141,7 +135,6 @@ class LDAMDRWClassifier(BaseNetClassifier):
         drw_start: float = 0.8,
         gamma: float = 1.0,
         tau: float = 1.0,
-        lr_schedule="warmup_step",
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -153,7 +146,6 @@ class LDAMDRWClassifier(BaseNetClassifier):
         self.drw_start = drw_start
         self.gamma = gamma
         self.tau = tau
-        self.lr_schedule = lr_schedule
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -166,12 +158,6 @@ class LDAMDRWClassifier(BaseNetClassifier):
             raise ValueError(f"s must be > 0, got {self.s!r}.")
         if not 0 <= self.beta < 1:
             raise ValueError(f"beta must be in [0, 1), got {self.beta!r}.")
-        schedule = self.lr_schedule
-        if not (schedule is None or schedule == "warmup_step" or isinstance(schedule, Callback)):
-            raise ValueError(
-                f"lr_schedule={schedule!r} is not valid; use 'warmup_step', None "
-                "or a skorch callback."
-            )
         start = self.drw_start
         if isinstance(start, bool) or not isinstance(start, numbers.Real):
             raise ValueError(f"drw_start must be a fraction or an epoch number, got {start!r}.")
@@ -201,16 +187,12 @@ class LDAMDRWClassifier(BaseNetClassifier):
         callbacks = list(super()._default_callbacks)
         # Read before fit validates the parameters (get_params lists callbacks).
         mode, deferred = _SCHEDULES.get(str(self.schedule), (None, False))
-        extra = []
-        if isinstance(self.lr_schedule, str) and self.lr_schedule == "warmup_step":
-            extra.append(("lr_schedule", WarmupStepLR()))
-        elif isinstance(self.lr_schedule, Callback):
-            extra.append(("lr_schedule", self.lr_schedule))
-        if mode is not None:
-            start = self.drw_start if deferred else 0
-            extra.append(("class_balancing", ClassBalancing(mode, start=start, beta=self.beta)))
+        if mode is None:
+            return callbacks
+        start = self.drw_start if deferred else 0
+        balancing = ("class_balancing", ClassBalancing(mode, start=start, beta=self.beta))
         # Before print_log, so that its table shows this epoch's entries.
-        return callbacks[:-1] + extra + callbacks[-1:]
+        return callbacks[:-1] + [balancing] + callbacks[-1:]
 
 
 def _check_choice(name: str, value, choices) -> None:

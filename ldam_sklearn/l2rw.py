@@ -1,0 +1,292 @@
+"""Learning to reweight examples as a scikit-learn classifier."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import torch
+from sklearn.utils import check_random_state
+from sklearn.utils.validation import column_or_1d
+
+from .base import BaseNetClassifier
+from .callbacks import MetaWeightStats
+from .data import ArrayDataset, unpack_target
+from .losses import CrossEntropyLoss, LDAMLoss
+from .meta_reweighting import META_WEIGHT_METHODS, WEIGHTINGS, meta_weighted_loss
+
+__all__ = ["L2RWClassifier"]
+
+_BASE_LOSSES = {"ce": (CrossEntropyLoss, ()), "ldam": (LDAMLoss, ("max_m", "s"))}
+
+
+class L2RWClassifier(BaseNetClassifier):
+    """Neural network classifier that learns to reweight its training examples.
+
+    At every step the examples of the batch are weighted by how well their
+    gradient agrees with the gradient of the loss on a small, clean and
+    balanced *meta* set (Ren et al., 2018, Algorithm 1): examples whose
+    gradient points away from it get weight 0, the rest are weighted by the
+    agreement and normalised to sum to 1. This resists both class imbalance
+    and noisy labels, given trusted meta rows.
+
+    The meta rows come from ``fit(X, y, meta_mask=mask)`` (a boolean array
+    marking trusted rows of ``X``, routable through ``Pipeline`` and
+    ``GridSearchCV`` with scikit-learn's metadata routing), or else
+    ``meta_size`` rows per class are held out of the training data.
+
+    Parameters
+    ----------
+    meta_size : int, default=10
+        Meta rows held out per class when no ``meta_mask`` is given. A class
+        with fewer rows gives fewer, keeping at least one for training; a
+        class with a single row uses it for both, with a warning.
+    base_loss : {"ce", "ldam"}, default="ce"
+        Per-example loss of both the training and the meta batch.
+        ``"ldam"`` combines the method with the LDAM loss (and cosine head).
+    max_m, s : float, default=0.5, 30.0
+        LDAM parameters, used with ``base_loss="ldam"``.
+    weight_method : {"auto", "layerwise", "jvp", "lookahead"}, default="auto"
+        How the exact weights are computed; see
+        :func:`ldam_sklearn.l2rw_example_weights`. ``"auto"`` takes the fast
+        layer-structured route for MLPs of linear layers and the generic
+        ``torch.func`` route otherwise.
+    weighting : {"exact", "sign"}, default="exact"
+        ``"exact"``: Algorithm 1's weights, proportional to the rectified
+        agreement. ``"sign"``: equal weights for every example the meta
+        gradient agrees with, zero for the rest.
+    train_on_meta : bool, default=False
+        Also train on the meta rows.
+    **kwargs
+        Parameters of :class:`ldam_sklearn.base.BaseNetClassifier` and skorch
+        (``max_epochs``, ``lr``, ``batch_size``, ``module__hidden_layer_sizes``,
+        ``device``, ``random_state``...). A user-given ``criterion`` must
+        return per-example losses.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    class_counts_ : ndarray of shape (n_classes,)
+        Samples per class in the data given to ``fit`` (meta rows included).
+    meta_indices_ : ndarray of int
+        Rows of the ``fit`` data used as the meta set.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+    device_ : torch.device
+    module_, criterion_, optimizer_ : torch objects
+    history_ : skorch.history.History
+        Per epoch: ``train_loss``, ``train_bacc``, ``lr``,
+        ``meta_weight_per_class`` (mean weight of each class's examples
+        times the batch size: 1.0 is uniform), ``zero_weight_fraction`` and
+        ``zero_weight_steps`` (steps whose batch got no weight at all).
+
+    References
+    ----------
+    .. [1] M. Ren, W. Zeng, B. Yang, R. Urtasun. "Learning to Reweight
+       Examples for Robust Deep Learning", ICML 2018.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from ldam_sklearn import L2RWClassifier
+    >>> X, y = make_classification(n_samples=400, weights=[0.9, 0.1], random_state=0)
+    >>> clf = L2RWClassifier(max_epochs=10, random_state=0).fit(X, y)
+    >>> clf.meta_indices_.shape
+    (20,)
+    >>> clf.predict(X[:3]).shape
+    (3,)
+    """
+
+    def __init__(
+        self,
+        meta_size: int = 10,
+        *,
+        base_loss: str = "ce",
+        max_m: float = 0.5,
+        s: float = 30.0,
+        weight_method: str = "auto",
+        weighting: str = "exact",
+        train_on_meta: bool = False,
+        **kwargs,
+    ):
+        super().__init__(**kwargs)
+        self.meta_size = meta_size
+        self.base_loss = base_loss
+        self.max_m = max_m
+        self.s = s
+        self.weight_method = weight_method
+        self.weighting = weighting
+        self.train_on_meta = train_on_meta
+
+    def fit(self, X, y, sample_weight=None, meta_mask=None, **fit_params):
+        """Hold out or take the meta set, then train with learned example weights.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+        y : array-like of shape (n_samples,)
+        sample_weight : array-like of shape (n_samples,), default=None
+            Multiplies each training example's learned weight.
+        meta_mask : array-like of bool, shape (n_samples,), default=None
+            Marks the trusted rows of ``X`` that form the meta set; must
+            cover every class of ``y``.
+        **fit_params : dict
+            Passed to the module's ``forward``.
+
+        Returns
+        -------
+        self : object
+        """
+        return super().fit(X, y, sample_weight=sample_weight, meta_mask=meta_mask, **fit_params)
+
+    def partial_fit(self, X, y, classes=None, sample_weight=None, meta_mask=None, **fit_params):
+        """Train further on ``X``; the meta set is chosen from it as in :meth:`fit`.
+
+        Parameters
+        ----------
+        X, y, sample_weight, meta_mask
+            As in :meth:`fit`.
+        classes : array-like of shape (n_classes,), default=None
+            All labels, on the first call.
+        **fit_params : dict
+            Passed to the module's ``forward``.
+
+        Returns
+        -------
+        self : object
+        """
+        return super().partial_fit(
+            X, y, classes=classes, sample_weight=sample_weight, meta_mask=meta_mask, **fit_params
+        )
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        if isinstance(self.meta_size, bool) or not isinstance(self.meta_size, int | np.integer):
+            raise ValueError(f"meta_size must be an integer >= 1, got {self.meta_size!r}.")
+        if self.meta_size < 1:
+            raise ValueError(f"meta_size must be an integer >= 1, got {self.meta_size!r}.")
+        if not isinstance(self.base_loss, str) or self.base_loss not in _BASE_LOSSES:
+            raise ValueError(
+                f"base_loss={self.base_loss!r} is not valid; choose one of {sorted(_BASE_LOSSES)}."
+            )
+        if not isinstance(self.weight_method, str) or self.weight_method not in META_WEIGHT_METHODS:
+            raise ValueError(
+                f"weight_method={self.weight_method!r} is not valid; choose one of "
+                f"{list(META_WEIGHT_METHODS)}."
+            )
+        if not isinstance(self.weighting, str) or self.weighting not in WEIGHTINGS:
+            raise ValueError(
+                f"weighting={self.weighting!r} is not valid; choose one of {list(WEIGHTINGS)}."
+            )
+        if not self.max_m >= 0:
+            raise ValueError(f"max_m must be >= 0, got {self.max_m!r}.")
+        if not self.s > 0:
+            raise ValueError(f"s must be > 0, got {self.s!r}.")
+
+    def _default_criterion(self) -> tuple[type, dict]:
+        criterion, names = _BASE_LOSSES[self.base_loss]
+        # Per-example losses: the training step weights them itself.
+        return criterion, {"reduction": "none", **{name: getattr(self, name) for name in names}}
+
+    def _default_module_kwargs(self) -> dict:
+        return {"cosine_head": self.base_loss == "ldam"}
+
+    def _output_to_logits(self, output: torch.Tensor) -> torch.Tensor:
+        return self.s * output if self.base_loss == "ldam" else output
+
+    @property
+    def _default_callbacks(self):
+        callbacks = list(super()._default_callbacks)
+        return callbacks[:-1] + [("meta_weights", MetaWeightStats())] + callbacks[-1:]
+
+    # -- the meta set ------------------------------------------------------------
+
+    def _training_data(self, dataset: ArrayDataset, fit_params: dict) -> ArrayDataset:
+        meta_mask = fit_params.pop("meta_mask", None)
+        labels = dataset.y.cpu().numpy()
+        if meta_mask is None:
+            meta = self._hold_out_meta(labels)
+        else:
+            meta = self._check_meta_mask(meta_mask, labels)
+        self.meta_indices_ = meta
+        X_meta, y_meta = dataset.subset(meta).batch(slice(None))
+        self._meta_batch = X_meta, unpack_target(y_meta)[0]
+        if self.train_on_meta:
+            return dataset
+        keep = np.ones(len(labels), dtype=bool)
+        keep[meta] = False
+        # A class whose only rows are meta rows keeps training on them.
+        keep |= ~np.isin(labels, labels[keep])
+        return dataset.subset(np.flatnonzero(keep))
+
+    def _hold_out_meta(self, labels: np.ndarray) -> np.ndarray:
+        rng = check_random_state(self.random_state)
+        meta = []
+        for label in range(len(self.classes_)):
+            rows = rng.permutation(np.flatnonzero(labels == label))
+            meta.append(rows[: max(1, min(self.meta_size, len(rows) - 1))])
+        singles = self.classes_[self.class_counts_ == 1]
+        if len(singles):
+            warnings.warn(
+                f"classes {singles.tolist()} have a single sample, which serves as both "
+                "a meta row and a training row; give more samples or a meta_mask.",
+                UserWarning,
+                stacklevel=4,
+            )
+        return np.sort(np.concatenate(meta))
+
+    def _check_meta_mask(self, meta_mask, labels: np.ndarray) -> np.ndarray:
+        mask = column_or_1d(np.asarray(meta_mask))
+        if mask.dtype != bool:
+            raise ValueError(
+                f"meta_mask must be a boolean array marking the meta rows, got dtype "
+                f"{mask.dtype}; convert it with `meta_mask.astype(bool)`."
+            )
+        if len(mask) != len(labels):
+            raise ValueError(
+                f"meta_mask has {len(mask)} entries but X has {len(labels)} rows; it must "
+                "mark each row of X."
+            )
+        if not mask.any():
+            raise ValueError("meta_mask marks no rows; mark at least one row of every class.")
+        missing = np.setdiff1d(np.arange(len(self.classes_)), labels[mask])
+        if len(missing):
+            raise ValueError(
+                f"meta_mask covers no row of classes {self.classes_[missing].tolist()}; the "
+                "meta set needs every class of y. Mark some trusted rows of those classes, "
+                "or omit meta_mask to hold out meta_size rows per class."
+            )
+        return np.flatnonzero(mask)
+
+    def __getstate__(self):
+        state = super().__getstate__()
+        # Device tensors cached for the training steps; every fit rebuilds
+        # them, and a pickle must load on machines without that device.
+        state.pop("_meta_batch", None)
+        return state
+
+    # -- training step -------------------------------------------------------------
+
+    def train_step_single(self, batch, **fit_params):
+        """One step of Algorithm 1: meta-learned weights, then the weighted update."""
+        self._set_training(True)
+        Xi, yi = batch
+        labels, sample_weight = unpack_target(yi)
+        X_meta, y_meta = self._meta_batch
+        loss, weights, logits = meta_weighted_loss(
+            self.module_,
+            Xi,
+            labels,
+            X_meta,
+            y_meta,
+            self.criterion_,
+            method=self.weight_method,
+            sample_weight=sample_weight,
+            weighting=self.weighting,
+        )
+        loss.backward()
+        return {"loss": loss, "y_pred": logits, "weights": weights}
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Mean per-example loss, for validation batches."""
+        return super().get_loss(y_pred, y_true, X=X, training=training).mean()

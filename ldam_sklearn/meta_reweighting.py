@@ -1,0 +1,575 @@
+"""Per-example weights of Learning to Reweight Examples (Ren et al., 2018).
+
+Algorithm 1 of the paper weights each training example by how much a small
+gradient step on it would lower the loss of a clean, balanced meta batch.
+At the look-ahead point ε = 0 the derivative has the exact closed form
+
+    -∂L_meta/∂ε_i = α ⟨∇θ L_meta(θ), ∇θ ℓ_i(θ)⟩,
+
+so the weights are the rectified, normalised dot products between each
+example's gradient and the meta-batch gradient (the step size α cancels).
+Three exact routes compute them:
+
+``"lookahead"``
+    The literal Algorithm 1: a differentiable look-ahead step and a
+    second-order (double-backward) graph. Slowest; kept as the reference.
+``"jvp"``
+    The closed form for any module: one gradient of the meta loss, then one
+    forward-mode Jacobian-vector product of the vector of per-example losses
+    along it (:func:`torch.func.jvp`). No second-order graph.
+``"layerwise"``
+    The closed form for modules whose trainable parameters all belong to
+    :class:`torch.nn.Linear` layers. A linear layer's per-example gradient is
+    the outer product ``δ_i a_iᵀ``, so ``⟨G_W, ∇_W ℓ_i⟩ = δ_iᵀ G_W a_i`` and
+    only the layer inputs ``a`` and output gradients ``δ`` of one ordinary
+    forward/backward are needed.
+
+References
+----------
+.. [1] M. Ren, W. Zeng, B. Yang and R. Urtasun, "Learning to Reweight
+   Examples for Robust Deep Learning", ICML 2018, arXiv:1803.09050.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+from torch.func import functional_call, jvp
+
+__all__ = [
+    "META_WEIGHT_METHODS",
+    "WEIGHTINGS",
+    "l2rw_example_weights",
+    "meta_weighted_loss",
+    "select_method",
+]
+
+#: Valid values of the ``method`` argument.
+META_WEIGHT_METHODS = ("auto", "layerwise", "jvp", "lookahead")
+
+#: Valid values of the ``weighting`` argument of :func:`meta_weighted_loss`.
+WEIGHTINGS = ("exact", "sign")
+
+LossFn = Callable[[Tensor, Tensor], Tensor]
+
+_default_loss = functools.partial(F.cross_entropy, reduction="none")
+
+
+def _is_plain_linear(module: nn.Module) -> bool:
+    # The outer-product identity needs ``a @ W.T + b`` with W and b the
+    # parameters themselves: not a subclass overriding ``forward``, nor a
+    # weight re-derived from other parameters (old-style weight norm).
+    return (
+        isinstance(module, nn.Linear)
+        and type(module).forward is nn.Linear.forward
+        and {name for name, _ in module.named_parameters(recurse=False)} <= {"weight", "bias"}
+    )
+
+
+def _supports_layerwise(module: nn.Module) -> bool:
+    for sub in module.modules():
+        # Batch statistics couple the examples of a batch even when the layer
+        # has no parameters or buffers, breaking the per-example outer products.
+        if isinstance(sub, nn.modules.batchnorm._BatchNorm):
+            return False
+        trainable = any(p.requires_grad for p in sub.parameters(recurse=False))
+        if trainable and not _is_plain_linear(sub):
+            return False
+    # Buffers mean state (running statistics, ...) the layerwise path does not
+    # isolate from the real module, so such modules take the generic route.
+    return next(module.buffers(), None) is None
+
+
+def select_method(module: nn.Module, method: str = "auto") -> str:
+    """Validate ``method`` and resolve ``"auto"`` for ``module``.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network whose examples are weighted.
+    method : {"auto", "layerwise", "jvp", "lookahead"}, default="auto"
+        Requested route. ``"auto"`` resolves to ``"layerwise"`` when every
+        trainable parameter belongs to a :class:`torch.nn.Linear` layer and
+        the module has no BatchNorm layer and no buffers, else to ``"jvp"``.
+
+    Returns
+    -------
+    str
+        One of ``"layerwise"``, ``"jvp"`` or ``"lookahead"``.
+
+    Raises
+    ------
+    ValueError
+        If ``method`` is unknown, or ``"layerwise"`` is requested for a module
+        that does not qualify.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> from ldam_sklearn.meta_reweighting import select_method
+    >>> select_method(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)))
+    'layerwise'
+    >>> select_method(nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8)))
+    'jvp'
+    """
+    if method not in META_WEIGHT_METHODS:
+        raise ValueError(f"method must be one of {META_WEIGHT_METHODS}, got {method!r}.")
+    if method == "auto":
+        return "layerwise" if _supports_layerwise(module) else "jvp"
+    if method == "layerwise" and not _supports_layerwise(module):
+        raise ValueError(
+            "method='layerwise' needs a module whose trainable parameters all belong to "
+            "nn.Linear layers, with no BatchNorm layer and no buffers; use 'jvp' instead."
+        )
+    return method
+
+
+def _per_example_losses(loss_fn: LossFn, logits: Tensor, target: Tensor) -> Tensor:
+    losses = loss_fn(logits, target)
+    if losses.shape != (target.shape[0],):
+        raise ValueError(
+            "loss_fn must return one loss per example, shape "
+            f"({target.shape[0]},), got {tuple(losses.shape)}; use reduction='none'."
+        )
+    return losses
+
+
+def _isolated_forward(module: nn.Module, X: Tensor, params: dict[str, Tensor]) -> Tensor:
+    # Train-mode BatchNorm updates running statistics in place, and doing so
+    # on the real buffers inside torch.func transforms fails or corrupts them.
+    # Copies keep the module's statistics exactly as the caller left them.
+    buffers = {name: buf.clone() for name, buf in module.named_buffers()}
+    return functional_call(module, (params, buffers), (X,))
+
+
+def _meta_gradient(
+    module: nn.Module, params: dict[str, Tensor], X_meta: Tensor, y_meta: Tensor, loss_fn: LossFn
+) -> tuple[Tensor, ...]:
+    meta_loss = _per_example_losses(
+        loss_fn, _isolated_forward(module, X_meta, params), y_meta
+    ).mean()
+    return torch.autograd.grad(meta_loss, tuple(params.values()), materialize_grads=True)
+
+
+# (layer, its input a, gradient δ of the summed losses wrt its output), one per call
+_LinearCall = tuple[nn.Linear, Tensor, Tensor]
+
+
+@contextmanager
+def _recorded_linear_calls(
+    layers: list[nn.Module],
+) -> Iterator[list[tuple[nn.Module, Tensor, Tensor]]]:
+    calls: list[tuple[nn.Module, Tensor, Tensor]] = []
+
+    def record(layer: nn.Module, inputs: tuple[Tensor, ...], output: Tensor) -> None:
+        calls.append((layer, inputs[0], output))
+
+    # Prepended so that user hooks replacing the output cannot hide the
+    # layer's own output from us.
+    handles = [layer.register_forward_hook(record, prepend=True) for layer in layers]
+    try:
+        yield calls
+    finally:
+        for handle in handles:
+            handle.remove()
+
+
+def _layerwise_scores(
+    module: nn.Module, X: Tensor, y: Tensor, loss_fn: LossFn, meta_grads: dict[Tensor, Tensor]
+) -> tuple[Tensor, Tensor, list[_LinearCall], Tensor]:
+    layers = [
+        sub
+        for sub in module.modules()
+        if _is_plain_linear(sub) and any(p.requires_grad for p in sub.parameters(recurse=False))
+    ]
+    with _recorded_linear_calls(layers) as calls:
+        logits = module(X)
+        losses = _per_example_losses(loss_fn, logits, y)
+    # The gradient of the summed loss wrt a layer's output holds each
+    # example's own δ_i, because examples do not interact in such a module.
+    deltas = torch.autograd.grad(losses.sum(), [out for _, _, out in calls], allow_unused=True)
+    n = y.shape[0]
+    records = []
+    scores = torch.zeros(n, dtype=losses.dtype, device=losses.device)
+    with torch.no_grad():
+        for (layer, a, out), delta in zip(calls, deltas, strict=True):
+            if delta is None:
+                continue
+            if out.shape[0] != n:
+                raise ValueError(
+                    "method='layerwise' needs every nn.Linear input to be batch-first."
+                )
+            records.append((layer, a, delta))
+            # Extra dimensions (e.g. sequence positions) share the weights, so
+            # their contributions to the per-example gradient add up. Projecting
+            # ``a`` (not δ) keeps sparse input batches sparse.
+            if layer.weight.requires_grad:
+                projected = (a @ meta_grads[layer.weight].T) * delta
+                scores += projected.reshape(n, -1).sum(dim=1)
+            if layer.bias is not None and layer.bias.requires_grad:
+                scores += (delta @ meta_grads[layer.bias]).reshape(n, -1).sum(dim=1)
+    return scores, losses.detach(), records, logits.detach()
+
+
+def _layerwise_weighted_loss(losses: Tensor, records: list[_LinearCall], weights: Tensor) -> Tensor:
+    """``Σ_i w_i ℓ_i`` whose backward writes the exact gradient without a second pass.
+
+    The gradient of the weighted loss wrt a layer's output is ``w_i δ_i``, so
+    its parameter gradients are ``Σ_i w_i δ_i a_iᵀ`` and ``Σ_i w_i δ_i``, all
+    already at hand. They are attached to the parameters through terms
+    ``⟨g, p - p.detach()⟩``, which are exactly zero in value and have gradient
+    ``g``; this replaces a full backward through the network by one matrix
+    product per layer.
+    """
+    grads: dict[Tensor, Tensor] = {}
+    with torch.no_grad():
+        for layer, a, delta in records:
+            scaled = (weights.reshape(-1, *[1] * (delta.dim() - 1)) * delta).flatten(0, -2)
+            contributions = []
+            if layer.weight.requires_grad:
+                contributions.append((layer.weight, scaled.T @ a.flatten(0, -2)))
+            if layer.bias is not None and layer.bias.requires_grad:
+                contributions.append((layer.bias, scaled.sum(dim=0)))
+            for param, grad in contributions:
+                # A layer called more than once (shared weights) sums its calls.
+                grads[param] = grads[param] + grad if param in grads else grad
+    attached = sum((g * (p - p.detach())).sum() for p, g in grads.items())
+    return (weights * losses).sum() + attached
+
+
+def _jvp_scores(
+    module: nn.Module,
+    X: Tensor,
+    y: Tensor,
+    loss_fn: LossFn,
+    params: dict[str, Tensor],
+    meta_grads: tuple[Tensor, ...],
+) -> Tensor:
+    # Forward-mode AD has no sparse-layout kernels; a dense copy of the batch
+    # costs N x n_features memory but keeps sparse inputs usable here.
+    if X.layout != torch.strided:
+        X = X.to_dense()
+    primals = {name: p.detach() for name, p in params.items()}
+    tangents = dict(zip(params, meta_grads, strict=True))
+    with warnings.catch_warnings():
+        # torch's first forward-mode AD call in a process scripts its jvp
+        # decompositions with the deprecated torch.jit.script; the warning is
+        # torch-internal and not actionable here.
+        warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", DeprecationWarning)
+        _, scores = jvp(
+            lambda p: _per_example_losses(loss_fn, _isolated_forward(module, X, p), y),
+            (primals,),
+            (tangents,),
+        )
+    return scores
+
+
+def _lookahead_scores(
+    module: nn.Module,
+    X: Tensor,
+    y: Tensor,
+    X_meta: Tensor,
+    y_meta: Tensor,
+    loss_fn: LossFn,
+    params: dict[str, Tensor],
+) -> Tensor:
+    losses = _per_example_losses(loss_fn, _isolated_forward(module, X, params), y)
+    eps = torch.zeros_like(losses, requires_grad=True)
+    grads = torch.autograd.grad(
+        (eps * losses).sum(), tuple(params.values()), create_graph=True, materialize_grads=True
+    )
+    # α = 1: it cancels under normalisation and makes the unnormalised scores
+    # the plain dot products, matching the closed-form routes.
+    lookahead = {name: p - g for (name, p), g in zip(params.items(), grads, strict=True)}
+    meta_loss = _per_example_losses(
+        loss_fn, _isolated_forward(module, X_meta, lookahead), y_meta
+    ).mean()
+    (eps_grad,) = torch.autograd.grad(meta_loss, eps)
+    return -eps_grad
+
+
+@torch.enable_grad()
+def _example_scores(
+    module: nn.Module,
+    X: Tensor,
+    y: Tensor,
+    X_meta: Tensor,
+    y_meta: Tensor,
+    loss_fn: LossFn,
+    method: str,
+) -> tuple[Tensor, Callable[[Tensor], Tensor] | None, Tensor | None]:
+    """Unrectified scores ⟨∇θ L_meta, ∇θ ℓ_i⟩ and, where available, a reuse hook.
+
+    The second and third items, from the layerwise route only, map weights
+    to the weighted training loss built from what the scores already
+    computed, and give the training batch's logits; other routes return
+    ``None`` for both and the caller runs its own forward pass.
+    """
+    if X.shape[0] != y.shape[0] or X_meta.shape[0] != y_meta.shape[0]:
+        raise ValueError(
+            f"X and y must have the same length ({X.shape[0]} != {y.shape[0]}), and so must "
+            f"X_meta and y_meta ({X_meta.shape[0]} != {y_meta.shape[0]})."
+        )
+    if X.shape[0] == 0 or X_meta.shape[0] == 0:
+        raise ValueError("The training batch and the meta batch must both be non-empty.")
+    resolved = select_method(module, method)
+    params = {name: p for name, p in module.named_parameters() if p.requires_grad}
+    if not params:
+        raise ValueError("The module has no trainable parameters to weight examples by.")
+    if resolved == "lookahead":
+        return _lookahead_scores(module, X, y, X_meta, y_meta, loss_fn, params).detach(), None, None
+    meta_grads = _meta_gradient(module, params, X_meta, y_meta, loss_fn)
+    if resolved == "layerwise":
+        by_param = dict(zip(params.values(), meta_grads, strict=True))
+        scores, losses, records, logits = _layerwise_scores(module, X, y, loss_fn, by_param)
+        return scores, functools.partial(_layerwise_weighted_loss, losses, records), logits
+    try:
+        return _jvp_scores(module, X, y, loss_fn, params, meta_grads).detach(), None, None
+    except NotImplementedError:
+        # Some operations lack forward-mode AD (torch._weight_norm, custom
+        # autograd.Functions without ``jvp``); "auto" promises a working route.
+        if method != "auto":
+            raise
+    warnings.warn(
+        "An operation of the module or loss has no forward-mode AD; falling back to the slower "
+        "method='lookahead'. Pass method='lookahead' to silence this warning.",
+        RuntimeWarning,
+        stacklevel=4,
+    )
+    return _lookahead_scores(module, X, y, X_meta, y_meta, loss_fn, params).detach(), None, None
+
+
+def _rectify(scores: Tensor, normalize: bool) -> Tensor:
+    weights = scores.clamp(min=0)
+    if not normalize:
+        return weights
+    total = weights.sum()
+    # torch.where rather than a Python branch avoids a device sync; the 0/0
+    # of the all-zero case is computed but never selected.
+    return torch.where(total > 0, weights / total, weights)
+
+
+def l2rw_example_weights(
+    module: nn.Module,
+    X: Tensor,
+    y: Tensor,
+    X_meta: Tensor,
+    y_meta: Tensor,
+    loss_fn: LossFn | None = None,
+    *,
+    method: str = "auto",
+    normalize: bool = True,
+) -> Tensor:
+    """Per-example weights of Learning to Reweight Examples (Algorithm 1).
+
+    Computes ``w̃_i = max(-∂L_meta/∂ε_i, 0)`` for the training batch
+    ``(X, y)`` given the clean meta batch ``(X_meta, y_meta)``, where
+    ``L_meta`` is the mean meta loss after a look-ahead step on
+    ``Σ_i ε_i ℓ_i``, and normalises them to sum to one [1]_.
+
+    The module is left as found: parameters, ``.grad`` fields, train/eval
+    mode and buffers (BatchNorm running statistics included) are untouched.
+    Every forward pass runs in the module's current mode; in train mode,
+    BatchNorm uses the statistics of the batch being evaluated, so it
+    couples the examples of a batch and the weights remain the exact
+    derivatives of that batch's vector of losses.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network being trained.
+    X : torch.Tensor of shape (N, ...)
+        Training batch inputs, dense or, if ``module`` accepts them, sparse
+        (the ``"jvp"`` route then works on a dense copy).
+    y : torch.Tensor of shape (N,)
+        Training batch targets.
+    X_meta : torch.Tensor of shape (M, ...)
+        Clean meta batch inputs, ``M >= 1``.
+    y_meta : torch.Tensor of shape (M,)
+        Clean meta batch targets.
+    loss_fn : callable, default=None
+        ``loss_fn(logits, target)`` returning per-example losses of shape
+        ``(len(target),)``, used for both batches. ``None`` means
+        cross-entropy with ``reduction="none"``.
+    method : {"auto", "layerwise", "jvp", "lookahead"}, default="auto"
+        How to compute the derivative; all are exact. See
+        :func:`select_method` and the module docstring. ``"jvp"`` needs
+        every operation of ``module`` and ``loss_fn`` to support
+        forward-mode automatic differentiation; where one does not,
+        ``"auto"`` falls back to ``"lookahead"`` with a
+        :class:`RuntimeWarning`, while ``"jvp"`` raises.
+    normalize : bool, default=True
+        If True, divide the rectified weights by their sum (all zeros stay
+        zeros). If False, return the rectified dot products
+        ``max(⟨∇θ L_meta, ∇θ ℓ_i⟩, 0)``, i.e. the look-ahead step size taken
+        as 1.
+
+    Returns
+    -------
+    torch.Tensor of shape (N,)
+        Detached, non-negative weights.
+
+    Raises
+    ------
+    ValueError
+        If ``method`` is invalid or unsuitable for ``module``, a batch is
+        empty, inputs and targets disagree in length, the module has no
+        trainable parameters, or ``loss_fn`` does not return per-example
+        losses.
+    NotImplementedError
+        If ``method="jvp"`` meets an operation without forward-mode AD.
+
+    See Also
+    --------
+    meta_weighted_loss : The weights together with the weighted training loss.
+
+    References
+    ----------
+    .. [1] M. Ren, W. Zeng, B. Yang and R. Urtasun, "Learning to Reweight
+       Examples for Robust Deep Learning", ICML 2018, arXiv:1803.09050.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from ldam_sklearn.meta_reweighting import l2rw_example_weights
+    >>> _ = torch.manual_seed(0)
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    >>> X, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
+    >>> X_meta, y_meta = torch.randn(6, 4), torch.randint(0, 3, (6,))
+    >>> w = l2rw_example_weights(net, X, y, X_meta, y_meta)
+    >>> w.shape
+    torch.Size([16])
+    >>> bool((w >= 0).all()), round(w.sum().item(), 4)
+    (True, 1.0)
+    >>> w_jvp = l2rw_example_weights(net, X, y, X_meta, y_meta, method="jvp")
+    >>> torch.allclose(w, w_jvp, atol=1e-5)
+    True
+    """
+    scores, _, _ = _example_scores(
+        module,
+        X,
+        y,
+        X_meta,
+        y_meta,
+        _default_loss if loss_fn is None else loss_fn,
+        method,
+    )
+    return _rectify(scores, normalize)
+
+
+@torch.enable_grad()
+def meta_weighted_loss(
+    module: nn.Module,
+    X: Tensor,
+    y: Tensor,
+    X_meta: Tensor,
+    y_meta: Tensor,
+    loss_fn: LossFn | None = None,
+    *,
+    method: str = "auto",
+    sample_weight: Tensor | None = None,
+    weighting: str = "exact",
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Weighted training loss ``Σ_i w_i ℓ_i(θ)`` of one L2RW step.
+
+    Step 5 of Algorithm 1 [1]_: the caller only needs ``loss.backward()``
+    and ``optimizer.step()``. The weights come from
+    :func:`l2rw_example_weights` (normalised). No ``.grad`` field is
+    written before the caller's backward, which accumulates into ``.grad``
+    as usual (zero the gradients first).
+
+    The ``"layerwise"`` route reuses the forward and backward pass of its
+    weight computation: the parameter gradients ``Σ_i w_i δ_i a_iᵀ`` are
+    assembled from quantities already at hand and attached to the
+    parameters, so ``loss.backward()`` costs one matrix product per layer
+    rather than a pass through the network. That loss propagates gradients
+    to the trainable parameters only (not, e.g., to an input that requires
+    grad) and does not support higher-order differentiation. The other
+    routes run one ordinary forward of ``module`` for the loss, which
+    updates BatchNorm running statistics exactly once, as a plain training
+    step would.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network being trained.
+    X, y : torch.Tensor
+        Training batch, ``N`` examples.
+    X_meta, y_meta : torch.Tensor
+        Clean meta batch, ``M >= 1`` examples.
+    loss_fn : callable, default=None
+        Per-example loss ``loss_fn(logits, target)``, as in
+        :func:`l2rw_example_weights`.
+    method : {"auto", "layerwise", "jvp", "lookahead"}, default="auto"
+        How the weights are computed; see :func:`select_method`.
+    sample_weight : torch.Tensor of shape (N,), default=None
+        Non-negative prior weights of the training examples: they multiply
+        the rectified scores before normalisation, so ``w_i ∝ s_i w̃_i``.
+    weighting : {"exact", "sign"}, default="exact"
+        ``"exact"``: Algorithm 1's weights, proportional to the rectified
+        scores. ``"sign"``: keep only which examples the meta gradient
+        agrees with (``w_i ∝ 1[w̃_i > 0]``), so a few examples with large
+        gradients cannot take over the batch.
+
+    Returns
+    -------
+    loss : torch.Tensor
+        Scalar with a live autograd graph. When every weight is zero it is
+        ``0`` and its backward adds zero gradients.
+    weights : torch.Tensor of shape (N,)
+        The detached weights used.
+    logits : torch.Tensor of shape (N, n_classes)
+        The detached output of ``module`` on ``X`` (for metrics).
+
+    Raises
+    ------
+    ValueError, NotImplementedError
+        As :func:`l2rw_example_weights`.
+
+    See Also
+    --------
+    l2rw_example_weights : The weights alone, for inspection.
+
+    References
+    ----------
+    .. [1] M. Ren, W. Zeng, B. Yang and R. Urtasun, "Learning to Reweight
+       Examples for Robust Deep Learning", ICML 2018, arXiv:1803.09050.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from ldam_sklearn.meta_reweighting import meta_weighted_loss
+    >>> _ = torch.manual_seed(0)
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    >>> optimizer = torch.optim.SGD(net.parameters(), lr=0.1)
+    >>> X, y = torch.randn(16, 4), torch.randint(0, 3, (16,))
+    >>> X_meta, y_meta = torch.randn(6, 4), torch.randint(0, 3, (6,))
+    >>> optimizer.zero_grad()
+    >>> loss, weights, logits = meta_weighted_loss(net, X, y, X_meta, y_meta)
+    >>> loss.backward()
+    >>> optimizer.step()
+    >>> loss.dim(), weights.shape, round(weights.sum().item(), 4)
+    (0, torch.Size([16]), 1.0)
+    """
+    loss_fn = _default_loss if loss_fn is None else loss_fn
+    scores, weighted_loss, logits = _example_scores(module, X, y, X_meta, y_meta, loss_fn, method)
+    if weighting not in WEIGHTINGS:
+        raise ValueError(f"weighting={weighting!r} is not valid; choose one of {WEIGHTINGS}.")
+    if weighting == "sign":
+        scores = (scores > 0).to(scores.dtype)
+    if sample_weight is not None:
+        scores = scores * sample_weight
+    weights = _rectify(scores, normalize=True)
+    if weighted_loss is None:
+        logits = module(X)
+        loss = (weights * _per_example_losses(loss_fn, logits, y)).sum()
+        return loss, weights, logits.detach()
+    return weighted_loss(weights), weights, logits
