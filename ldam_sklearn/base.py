@@ -37,7 +37,7 @@ from skorch.callbacks import (
 )
 from skorch.utils import is_dataset
 
-from .callbacks import BalancedAccuracy, WarmupStepLR
+from .callbacks import BalancedAccuracy, NonFiniteGuard, WarmupStepLR
 from .data import ArrayDataset, BatchIterator, unpack_target
 from .losses import CrossEntropyLoss
 from .modules import MLP
@@ -370,6 +370,7 @@ class BaseNetClassifier(NeuralNetClassifier):
             ("train_loss", PassthroughScoring(name="train_loss", on_train=True)),
             ("valid_loss", PassthroughScoring(name="valid_loss")),
             ("balanced_accuracy", BalancedAccuracy()),
+            ("non_finite_guard", NonFiniteGuard()),
         ]
         if isinstance(self.lr_schedule, Callback):
             callbacks.append(("lr_schedule", self.lr_schedule))
@@ -494,6 +495,10 @@ class BaseNetClassifier(NeuralNetClassifier):
         batches = BatchIterator(self.get_dataset(X), batch_size=self.batch_size, pad_last=True)
         for batch in batches:
             logits = self._output_to_logits(self.evaluation_step(batch).cpu()).double()
+            # Inputs far outside the training range (1e30) can overflow the
+            # float32 network to inf, and inf - inf = NaN; a probability
+            # must stay a probability, so saturate instead.
+            logits = torch.nan_to_num(logits, nan=0.0, posinf=1e300, neginf=-1e300)
             chunks.append(torch.softmax(logits, dim=1).numpy())
         return np.concatenate(chunks)[: X.shape[0]]
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 from sklearn.metrics import balanced_accuracy_score
 from skorch.callbacks import Callback
@@ -9,7 +11,14 @@ from skorch.callbacks import Callback
 from .data import unpack_target
 from .losses import class_balanced_weights
 
-__all__ = ["BalancedAccuracy", "ClassBalancing", "MetaWeightStats", "WarmupStepLR", "switch_epoch"]
+__all__ = [
+    "BalancedAccuracy",
+    "ClassBalancing",
+    "MetaWeightStats",
+    "NonFiniteGuard",
+    "WarmupStepLR",
+    "switch_epoch",
+]
 
 
 class BalancedAccuracy(Callback):
@@ -206,3 +215,46 @@ class MetaWeightStats(Callback):
         net.history.record("meta_weight_per_class", per_class.cpu().tolist())
         net.history.record("zero_weight_fraction", self._zeros / self._rows)
         net.history.record("zero_weight_steps", self._zero_steps)
+
+
+class NonFiniteGuard(Callback):
+    """Stop training with a clear error when the loss or the parameters stop being finite.
+
+    A diverging learning rate otherwise gives NaN predictions, or, with a
+    cosine output layer whose outputs stay bounded while its weights blow
+    up, silently useless ones. The batch loss is checked after every step
+    (skorch has already turned it into a Python float); the parameters once
+    per epoch.
+
+    Examples
+    --------
+    >>> NonFiniteGuard().on_epoch_begin(None)
+    """
+
+    def on_epoch_begin(self, net, **kwargs):
+        self._batch = 0
+
+    def on_batch_end(self, net, training=False, **kwargs):
+        if not training:
+            return
+        self._batch += 1
+        loss = net.history[-1, "batches", -1, "train_loss"]
+        if not math.isfinite(loss):
+            self._fail(net, f"the training loss became {loss} at batch {self._batch}")
+
+    def on_epoch_end(self, net, **kwargs):
+        bad = [
+            name
+            for name, param in net.module_.named_parameters()
+            if not bool(torch.isfinite(param).all())
+        ]
+        if bad:
+            self._fail(net, f"parameters {bad} became non-finite")
+
+    @staticmethod
+    def _fail(net, what: str):
+        lr = net.optimizer_.param_groups[0]["lr"]
+        raise FloatingPointError(
+            f"Training diverged: {what} in epoch {len(net.history)}. Lower the learning "
+            f"rate (lr={lr:g} now) or standardise the features (e.g. StandardScaler)."
+        )
