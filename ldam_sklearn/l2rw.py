@@ -51,10 +51,14 @@ class L2RWClassifier(BaseNetClassifier):
         :func:`ldam_sklearn.l2rw_example_weights`. ``"auto"`` takes the fast
         layer-structured route for MLPs of linear layers and the generic
         ``torch.func`` route otherwise.
-    weighting : {"exact", "sign"}, default="exact"
+    weighting : {"sign", "exact"}, default="sign"
         ``"exact"``: Algorithm 1's weights, proportional to the rectified
         agreement. ``"sign"``: equal weights for every example the meta
-        gradient agrees with, zero for the rest.
+        gradient agrees with, zero for the rest. The exact weights
+        concentrate on a few large-gradient examples, overfit the small meta
+        set and diverge at lr=0.1; on MNIST-1D with 40 % uniform label noise
+        they score 38.9 % balanced accuracy against ERM's 44.8 %, while
+        "sign" scores 48.4 % (``benchmarks/bench_l2rw_quality.py``).
     train_on_meta : bool, default=False
         Also train on the meta rows.
     **kwargs
@@ -105,7 +109,7 @@ class L2RWClassifier(BaseNetClassifier):
         max_m: float = 0.5,
         s: float = 30.0,
         weight_method: str = "auto",
-        weighting: str = "exact",
+        weighting: str = "sign",
         train_on_meta: bool = False,
         **kwargs,
     ):

@@ -1,12 +1,17 @@
 """Class-imbalance-aware classification losses in plain PyTorch.
 
+The label-distribution-aware margin (LDAM) loss [1]_ and the losses it is
+compared with or succeeded by: class-balanced weights from the effective
+number of samples [2]_, the focal loss [3]_, logit adjustment [4]_ and the
+balanced softmax [5]_.
+
 Every loss here is a :class:`torch.nn.Module` with the same constructor shape,
 ``Loss(class_counts, ..., weight=None, reduction="mean")``, and the same call,
 ``loss(input, target, sample_weight=None)``, so a training loop or a skorch
 estimator can swap them freely.
 
 Each module holds a per-class ``weight`` buffer (ones by default).  The
-deferred re-weighting (DRW) schedule of Cao et al. (2019) changes it in place
+deferred re-weighting (DRW) schedule of Cao et al. [1]_ changes it in place
 at the switch epoch, ``loss.weight.copy_(class_balanced_weights(counts))``,
 without rebuilding the module or the optimizer.
 
@@ -282,6 +287,16 @@ class _ClassWeightedLoss(nn.Module):
             0 when every ``w`` is 0)
             and ``"sum"`` (``sum(w * l)``); the weighted per-example losses
             ``w * l`` of shape (n_samples,) for ``"none"``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from ldam_sklearn.losses import CrossEntropyLoss
+        >>> loss_fn = CrossEntropyLoss([90, 10], weight=[1.0, 9.0], reduction="none")
+        >>> logits = torch.zeros(3, 2)
+        >>> target = torch.tensor([0, 1, 1])
+        >>> loss_fn(logits, target, sample_weight=torch.tensor([1.0, 1.0, 0.0]))
+        tensor([0.6931, 6.2383, 0.0000])
         """
         if input.ndim != 2 or input.shape[1] != self.n_classes:
             raise ValueError(
@@ -346,6 +361,16 @@ class CrossEntropyLoss(_ClassWeightedLoss):
     See Also
     --------
     LDAMLoss, FocalLoss, LogitAdjustedLoss, BalancedSoftmaxLoss
+
+    References
+    ----------
+    .. [1] K. Cao, C. Wei, A. Gaidon, N. Arechiga and T. Ma, "Learning
+       Imbalanced Datasets with Label-Distribution-Aware Margin Loss",
+       NeurIPS 2019, arXiv:1906.07413 (ERM, CE-DRW and CE-DRS are its
+       baselines with this loss).
+    .. [2] Y. Cui, M. Jia, T.-Y. Lin, Y. Song and S. Belongie, "Class-Balanced
+       Loss Based on Effective Number of Samples", CVPR 2019 (class-balanced
+       ``weight``).
 
     Examples
     --------
@@ -602,6 +627,20 @@ class LogitAdjustedLoss(_ClassWeightedLoss):
         -------
         adjusted : torch.Tensor of shape (n_samples, n_classes)
             The adjusted logits.
+
+        References
+        ----------
+        .. [1] A. K. Menon, S. Jayasumana, A. S. Rawat, H. Jain, A. Veit and
+           S. Kumar, "Long-tail learning via logit adjustment", ICLR 2021,
+           arXiv:2007.07314.
+
+        Examples
+        --------
+        >>> import torch
+        >>> from ldam_sklearn.losses import LogitAdjustedLoss
+        >>> loss_fn = LogitAdjustedLoss([80, 20], tau=1.0)
+        >>> loss_fn.adjust_logits_posthoc(torch.tensor([[1.0, 0.0]])).argmax(dim=1)
+        tensor([1])
         """
         return logits - self.tau * self.log_prior.to(logits.dtype)
 

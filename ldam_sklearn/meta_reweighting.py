@@ -72,18 +72,35 @@ def _is_plain_linear(module: nn.Module) -> bool:
     )
 
 
-def _supports_layerwise(module: nn.Module) -> bool:
+def _layerwise_layers(module: nn.Module) -> list[nn.Module] | None:
+    """The layers holding trainable parameters if "layerwise" is exact, else None."""
+    layers = []
     for sub in module.modules():
         # Batch statistics couple the examples of a batch even when the layer
         # has no parameters or buffers, breaking the per-example outer products.
         if isinstance(sub, nn.modules.batchnorm._BatchNorm):
-            return False
-        trainable = any(p.requires_grad for p in sub.parameters(recurse=False))
-        if trainable and not _is_plain_linear(sub):
-            return False
+            return None
+        if any(p.requires_grad for p in sub.parameters(recurse=False)):
+            if not _is_plain_linear(sub):
+                return None
+            layers.append(sub)
     # Buffers mean state (running statistics, ...) the layerwise path does not
     # isolate from the real module, so such modules take the generic route.
-    return next(module.buffers(), None) is None
+    return layers if next(module.buffers(), None) is None else None
+
+
+def _resolve_method(module: nn.Module, method: str) -> tuple[str, list[nn.Module] | None]:
+    if method not in META_WEIGHT_METHODS:
+        raise ValueError(f"method must be one of {META_WEIGHT_METHODS}, got {method!r}.")
+    layers = _layerwise_layers(module) if method in ("auto", "layerwise") else None
+    if method == "auto":
+        return ("jvp", None) if layers is None else ("layerwise", layers)
+    if method == "layerwise" and layers is None:
+        raise ValueError(
+            "method='layerwise' needs a module whose trainable parameters all belong to "
+            "nn.Linear layers, with no BatchNorm layer and no buffers; use 'jvp' instead."
+        )
+    return method, layers
 
 
 def select_method(module: nn.Module, method: str = "auto") -> str:
@@ -118,16 +135,7 @@ def select_method(module: nn.Module, method: str = "auto") -> str:
     >>> select_method(nn.Sequential(nn.Linear(4, 8), nn.BatchNorm1d(8)))
     'jvp'
     """
-    if method not in META_WEIGHT_METHODS:
-        raise ValueError(f"method must be one of {META_WEIGHT_METHODS}, got {method!r}.")
-    if method == "auto":
-        return "layerwise" if _supports_layerwise(module) else "jvp"
-    if method == "layerwise" and not _supports_layerwise(module):
-        raise ValueError(
-            "method='layerwise' needs a module whose trainable parameters all belong to "
-            "nn.Linear layers, with no BatchNorm layer and no buffers; use 'jvp' instead."
-        )
-    return method
+    return _resolve_method(module, method)[0]
 
 
 def _per_example_losses(loss_fn: LossFn, logits: Tensor, target: Tensor) -> Tensor:
@@ -149,11 +157,9 @@ def _isolated_forward(module: nn.Module, X: Tensor, params: dict[str, Tensor]) -
 
 
 def _meta_gradient(
-    module: nn.Module, params: dict[str, Tensor], X_meta: Tensor, y_meta: Tensor, loss_fn: LossFn
+    params: dict[str, Tensor], meta_logits: Tensor, y_meta: Tensor, loss_fn: LossFn
 ) -> tuple[Tensor, ...]:
-    meta_loss = _per_example_losses(
-        loss_fn, _isolated_forward(module, X_meta, params), y_meta
-    ).mean()
+    meta_loss = _per_example_losses(loss_fn, meta_logits, y_meta).mean()
     return torch.autograd.grad(meta_loss, tuple(params.values()), materialize_grads=True)
 
 
@@ -181,13 +187,13 @@ def _recorded_linear_calls(
 
 
 def _layerwise_scores(
-    module: nn.Module, X: Tensor, y: Tensor, loss_fn: LossFn, meta_grads: dict[Tensor, Tensor]
+    module: nn.Module,
+    layers: list[nn.Module],
+    X: Tensor,
+    y: Tensor,
+    loss_fn: LossFn,
+    meta_grads: dict[Tensor, Tensor],
 ) -> tuple[Tensor, Tensor, list[_LinearCall], Tensor]:
-    layers = [
-        sub
-        for sub in module.modules()
-        if _is_plain_linear(sub) and any(p.requires_grad for p in sub.parameters(recurse=False))
-    ]
     with _recorded_linear_calls(layers) as calls:
         logits = module(X)
         losses = _per_example_losses(loss_fn, logits, y)
@@ -217,15 +223,33 @@ def _layerwise_scores(
     return scores, losses.detach(), records, logits.detach()
 
 
+class _PresetGradient(torch.autograd.Function):
+    """Exactly zero in value; backward hands precomputed gradients to the inputs.
+
+    ``apply(grads, *params)`` gives each ``params[k]`` the gradient
+    ``grads[k]`` times the incoming gradient (so loss scaling, e.g. by a
+    ``GradScaler``, still applies). One autograd node for all parameters
+    costs less than one ``⟨g, p - p.detach()⟩`` term per parameter.
+    """
+
+    @staticmethod
+    def forward(ctx, grads: tuple[Tensor, ...], *params: Tensor) -> Tensor:
+        ctx.grads = grads
+        return params[0].new_zeros(())
+
+    @staticmethod
+    def backward(ctx, grad_output: Tensor) -> tuple[Tensor | None, ...]:
+        return (None, *(grad_output * grad for grad in ctx.grads))
+
+
 def _layerwise_weighted_loss(losses: Tensor, records: list[_LinearCall], weights: Tensor) -> Tensor:
     """``Σ_i w_i ℓ_i`` whose backward writes the exact gradient without a second pass.
 
     The gradient of the weighted loss wrt a layer's output is ``w_i δ_i``, so
     its parameter gradients are ``Σ_i w_i δ_i a_iᵀ`` and ``Σ_i w_i δ_i``, all
-    already at hand. They are attached to the parameters through terms
-    ``⟨g, p - p.detach()⟩``, which are exactly zero in value and have gradient
-    ``g``; this replaces a full backward through the network by one matrix
-    product per layer.
+    already at hand. :class:`_PresetGradient` attaches them to the
+    parameters; this replaces a full backward through the network by one
+    matrix product per layer.
     """
     grads: dict[Tensor, Tensor] = {}
     with torch.no_grad():
@@ -239,7 +263,7 @@ def _layerwise_weighted_loss(losses: Tensor, records: list[_LinearCall], weights
             for param, grad in contributions:
                 # A layer called more than once (shared weights) sums its calls.
                 grads[param] = grads[param] + grad if param in grads else grad
-    attached = sum((g * (p - p.detach())).sum() for p, g in grads.items())
+    attached = _PresetGradient.apply(tuple(grads.values()), *grads)
     return (weights * losses).sum() + attached
 
 
@@ -318,17 +342,19 @@ def _example_scores(
         )
     if X.shape[0] == 0 or X_meta.shape[0] == 0:
         raise ValueError("The training batch and the meta batch must both be non-empty.")
-    resolved = select_method(module, method)
+    resolved, layers = _resolve_method(module, method)
     params = {name: p for name, p in module.named_parameters() if p.requires_grad}
     if not params:
         raise ValueError("The module has no trainable parameters to weight examples by.")
     if resolved == "lookahead":
         return _lookahead_scores(module, X, y, X_meta, y_meta, loss_fn, params).detach(), None, None
-    meta_grads = _meta_gradient(module, params, X_meta, y_meta, loss_fn)
     if resolved == "layerwise":
+        # Without buffers there is nothing to isolate: a plain call is cheaper.
+        meta_grads = _meta_gradient(params, module(X_meta), y_meta, loss_fn)
         by_param = dict(zip(params.values(), meta_grads, strict=True))
-        scores, losses, records, logits = _layerwise_scores(module, X, y, loss_fn, by_param)
+        scores, losses, records, logits = _layerwise_scores(module, layers, X, y, loss_fn, by_param)
         return scores, functools.partial(_layerwise_weighted_loss, losses, records), logits
+    meta_grads = _meta_gradient(params, _isolated_forward(module, X_meta, params), y_meta, loss_fn)
     try:
         return _jvp_scores(module, X, y, loss_fn, params, meta_grads).detach(), None, None
     except NotImplementedError:

@@ -26,6 +26,14 @@ class CosineLinear(nn.Module):
     out_features : int
         Number of classes.
 
+    Attributes
+    ----------
+    weight : torch.nn.Parameter of shape (in_features, out_features)
+        One column per class, compared with the input by cosine similarity
+        (the columns are normalised in every forward pass).
+    in_features, out_features : int
+        The constructor arguments.
+
     References
     ----------
     .. [1] K. Cao, C. Wei, A. Gaidon, N. Arechiga, T. Ma. "Learning Imbalanced
@@ -48,6 +56,28 @@ class CosineLinear(nn.Module):
         self.weight = nn.Parameter(weight.renorm_(2, 1, 1e-5).mul_(1e5))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Cosine similarity of each row of ``x`` with each class's weight column.
+
+        Parameters
+        ----------
+        x : torch.Tensor of shape (n_samples, in_features)
+            Input batch. An all-zero row gives all-zero outputs.
+
+        Returns
+        -------
+        cosines : torch.Tensor of shape (n_samples, out_features)
+            Values in ``[-1, 1]``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> layer = CosineLinear(2, 2)
+        >>> with torch.no_grad():
+        ...     _ = layer.weight.copy_(torch.eye(2))
+        >>> layer(torch.tensor([[3.0, 0.0], [1.0, 1.0]]))
+        tensor([[1.0000, 0.0000],
+                [0.7071, 0.7071]], grad_fn=<MmBackward0>)
+        """
         # F.normalize clamps the norm at eps, so an all-zero row gives zeros, not NaN.
         return F.normalize(x, dim=1) @ F.normalize(self.weight, dim=0)
 
@@ -70,7 +100,21 @@ class MLP(nn.Module):
     dropout : float, default=0.0
         Dropout probability after each hidden layer.
     cosine_head : bool, default=False
-        End in a :class:`CosineLinear` layer instead of ``nn.Linear``.
+        End in a :class:`CosineLinear` layer instead of ``nn.Linear``, as
+        Cao et al. [1]_ do for the LDAM loss.
+
+    Attributes
+    ----------
+    body : torch.nn.Sequential
+        The hidden layers: ``Linear``, ``ReLU`` (and ``Dropout``) per entry
+        of ``hidden_layer_sizes``; empty for ``hidden_layer_sizes=()``.
+    head : torch.nn.Linear or CosineLinear
+        The output layer, ``n_classes`` outputs.
+
+    References
+    ----------
+    .. [1] K. Cao, C. Wei, A. Gaidon, N. Arechiga, T. Ma. "Learning Imbalanced
+       Datasets with Label-Distribution-Aware Margin Loss", NeurIPS 2019.
 
     Examples
     --------
@@ -100,4 +144,24 @@ class MLP(nn.Module):
         self.head = CosineLinear(width, n_classes) if cosine_head else nn.Linear(width, n_classes)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """Outputs of the network for a batch.
+
+        Parameters
+        ----------
+        X : torch.Tensor of shape (n_samples, n_features)
+            Dense or sparse (COO/CSR) input batch.
+
+        Returns
+        -------
+        output : torch.Tensor of shape (n_samples, n_classes)
+            Logits, or cosine similarities in ``[-1, 1]`` with
+            ``cosine_head=True``.
+
+        Examples
+        --------
+        >>> import torch
+        >>> net = MLP(n_features=3, n_classes=2, hidden_layer_sizes=(), cosine_head=True)
+        >>> bool(net(torch.randn(5, 3)).abs().max() <= 1.0)
+        True
+        """
         return self.head(self.body(X))

@@ -107,7 +107,7 @@ def test_history_records_weights(imbalanced_data):
 def test_training_step_uses_the_exact_weights(imbalanced_data):
     """The step's weights are those of the public function on the same batch."""
     X, y = imbalanced_data
-    clf = L2RWClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)
+    clf = L2RWClassifier(weighting="exact", **{**FAST, "max_epochs": 1}).fit(X, y)
     Xb = torch.as_tensor(X[:64], dtype=torch.float32)
     yb = torch.as_tensor(y[:64])
     X_meta, y_meta = clf._meta_batch
@@ -140,9 +140,9 @@ def test_label_noise_examples_get_less_weight():
     y = np.r_[np.zeros(300, int), np.ones(300, int)]
     noisy = rng.rand(600) < 0.3
     y_noisy = np.where(noisy, 1 - y, y)
-    clf = L2RWClassifier(max_epochs=3, lr=0.01, lr_schedule=None, random_state=0).fit(
-        X, y_noisy, meta_mask=np.r_[np.arange(300) < 10, np.arange(300) < 10] & ~noisy
-    )
+    clf = L2RWClassifier(
+        weighting="exact", max_epochs=3, lr=0.01, lr_schedule=None, random_state=0
+    ).fit(X, y_noisy, meta_mask=np.r_[np.arange(300) < 10, np.arange(300) < 10] & ~noisy)
     Xt = torch.as_tensor(X, dtype=torch.float32)
     yt = torch.as_tensor(y_noisy)
     X_meta, y_meta = clf._meta_batch

@@ -426,3 +426,15 @@ def test_auto_falls_back_to_lookahead_without_forward_ad():
     with pytest.warns(RuntimeWarning, match="lookahead"):
         weights = l2rw_example_weights(net, X, y, X_meta, y_meta)
     torch.testing.assert_close(weights, reference, rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("method", ALL_METHODS)
+def test_meta_weighted_loss_respects_loss_scaling(method):
+    # Scaled backward passes (e.g. a GradScaler) must scale every gradient.
+    net = make_mlp(2)
+    X, y, X_meta, y_meta = make_data(2)
+    loss, weights, _ = meta_weighted_loss(net, X, y, X_meta, y_meta, method=method)
+    (3.0 * loss).backward()
+    expected = torch.autograd.grad(3.0 * (weights * ce(net(X), y)).sum(), list(net.parameters()))
+    for p, g in zip(net.parameters(), expected, strict=True):
+        torch.testing.assert_close(p.grad, g, atol=1e-12, rtol=1e-10)
