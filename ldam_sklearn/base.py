@@ -330,7 +330,10 @@ class BaseNetClassifier(NeuralNetClassifier):
                 )
         if sp.issparse(X) and X.format != "csr":
             X = X.tocsr()
-        return self.get_dataset(X, y_enc, sample_weight)
+        dataset = self.get_dataset(X, y_enc, sample_weight)
+        if reset:
+            self._input_stats = {} if sp.issparse(X) else _standardization(dataset.X)
+        return dataset
 
     def check_data(self, X, y=None):
         # Data is validated and labels encoded before skorch sees it; skorch's
@@ -399,17 +402,24 @@ class BaseNetClassifier(NeuralNetClassifier):
         module = self.module
         if module is None:
             module = MLP
-            kwargs = {**self._data_shape_kwargs(), **self._default_module_kwargs(), **kwargs}
+            kwargs = {**self._data_module_kwargs(kwargs), **self._default_module_kwargs(), **kwargs}
         self.module_ = self.initialized_instance(module, kwargs)
         return self
 
-    def _data_shape_kwargs(self) -> dict:
+    def _data_module_kwargs(self, given: dict) -> dict:
+        """The default MLP's size and input statistics, taken from the training data."""
+        if {"n_features", "n_classes"} <= given.keys():
+            return {}
         if not hasattr(self, "n_features_in_"):
             raise ValueError(
                 "The default module is sized from the training data: call fit first, or "
                 "pass module__n_features and module__n_classes before initialize()."
             )
-        return {"n_features": self.n_features_in_, "n_classes": self.n_classes_}
+        return {
+            "n_features": self.n_features_in_,
+            "n_classes": self.n_classes_,
+            **self._input_stats,
+        }
 
     def initialize_criterion(self):
         """Build the criterion, giving it the class counts when it takes them."""
@@ -536,6 +546,15 @@ class BaseNetClassifier(NeuralNetClassifier):
 def _check_positive_int(name, value, minimum=1):
     if not isinstance(value, numbers.Integral) or value < minimum:
         raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
+
+
+def _standardization(X: torch.Tensor) -> dict:
+    """Per-feature mean and standard deviation for the default MLP's input."""
+    var, mean = torch.var_mean(X, dim=0, correction=0)
+    scale = var.sqrt()
+    # Constant features keep their values, as in StandardScaler.
+    scale[scale < 10 * torch.finfo(scale.dtype).eps * mean.abs().clamp(min=1)] = 1.0
+    return {"input_mean": mean.cpu(), "input_scale": scale.cpu()}
 
 
 def _silent(*args, **kwargs):

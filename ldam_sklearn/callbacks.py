@@ -5,7 +5,6 @@ from __future__ import annotations
 import math
 
 import torch
-from sklearn.metrics import balanced_accuracy_score
 from skorch.callbacks import Callback
 
 from .data import unpack_target
@@ -13,6 +12,7 @@ from .losses import class_balanced_weights
 
 __all__ = [
     "BalancedAccuracy",
+    "balanced_accuracy",
     "ClassBalancing",
     "MetaWeightStats",
     "NonFiniteGuard",
@@ -31,25 +31,51 @@ class BalancedAccuracy(Callback):
 
     Examples
     --------
-    >>> from ldam_sklearn.callbacks import BalancedAccuracy
-    >>> BalancedAccuracy().on_epoch_begin(None)
+    >>> from ldam_sklearn import LDAMDRWClassifier
+    >>> from sklearn.datasets import load_iris
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = LDAMDRWClassifier(max_epochs=3, random_state=0).fit(X, y)
+    >>> len(clf.history[:, "train_bacc"])
+    3
     """
 
     def on_epoch_begin(self, net, **kwargs):
-        self._preds = {True: [], False: []}
-        self._labels = {True: [], False: []}
+        # A running confusion matrix, not the epoch's predictions: one small
+        # tensor kept per batch costs about a batch of memory per batch.
+        self._n_classes = len(net.classes_)
+        self._confusion = {
+            training: torch.zeros(self._n_classes**2, dtype=torch.long, device=net.device_)
+            for training in (True, False)
+        }
 
     def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
         labels, _ = unpack_target(batch[1])
-        self._preds[training].append(y_pred.detach().argmax(dim=1))
-        self._labels[training].append(labels)
+        cells = labels * self._n_classes + y_pred.detach().argmax(dim=1)
+        self._confusion[training] += torch.bincount(cells, minlength=self._n_classes**2)
 
     def on_epoch_end(self, net, **kwargs):
         for training, key in ((True, "train_bacc"), (False, "valid_bacc")):
-            if self._preds[training]:
-                y_true = torch.cat(self._labels[training]).cpu().numpy()
-                y_pred = torch.cat(self._preds[training]).cpu().numpy()
-                net.history.record(key, balanced_accuracy_score(y_true, y_pred))
+            confusion = self._confusion[training].cpu().view(self._n_classes, self._n_classes)
+            if confusion.any():
+                net.history.record(key, balanced_accuracy(confusion))
+
+
+def balanced_accuracy(confusion: torch.Tensor) -> float:
+    """Balanced accuracy from a confusion matrix (rows: true, columns: predicted).
+
+    The mean recall over the classes that occur, as
+    :func:`sklearn.metrics.balanced_accuracy_score` computes it.
+
+    Examples
+    --------
+    >>> import torch
+    >>> balanced_accuracy(torch.tensor([[3, 1], [0, 2]]))
+    0.875
+    """
+    support = confusion.sum(dim=1)
+    present = support > 0
+    recall = confusion.diagonal()[present].double() / support[present]
+    return float(recall.mean())
 
 
 def switch_epoch(start: float, max_epochs: int) -> int:

@@ -78,8 +78,21 @@ class CosineLinear(nn.Module):
         tensor([[1.0000, 0.0000],
                 [0.7071, 0.7071]], grad_fn=<MmBackward0>)
         """
-        # F.normalize clamps the norm at eps, so an all-zero row gives zeros, not NaN.
-        return F.normalize(x, dim=1) @ F.normalize(self.weight, dim=0)
+        # F.normalize squares the entries, which overflows float32 above ~1e19
+        # and underflows below ~1e-19; dividing by the largest entry first
+        # keeps the cosine exact at any scale (it is scale-invariant, so the
+        # divisor needs no gradient). F.normalize clamps the norm at eps, so an
+        # all-zero row gives zeros, not NaN.
+        return F.normalize(_by_max_abs(x, dim=1), dim=1) @ F.normalize(
+            _by_max_abs(self.weight, dim=0), dim=0
+        )
+
+
+def _by_max_abs(x: torch.Tensor, dim: int) -> torch.Tensor:
+    largest = x.detach().abs().amax(dim=dim, keepdim=True)
+    # An all-zero row (common after ReLU and dropout) is divided by 1: a tiny
+    # divisor would make its gradient inf, and inf * 0 = NaN.
+    return x / torch.where(largest > 0, largest, 1.0)
 
 
 class MLP(nn.Module):
@@ -102,6 +115,17 @@ class MLP(nn.Module):
     cosine_head : bool, default=False
         End in a :class:`CosineLinear` layer instead of ``nn.Linear``, as
         Cao et al. [1]_ do for the LDAM loss.
+    standardize : bool, default=True
+        Standardise each input as ``(X - input_mean) / input_scale`` before
+        the first layer, when those statistics are given. The estimators give
+        the training data's mean and standard deviation for dense input, so
+        that the default learning rate suits features of any scale (SGD at
+        ``lr=0.1`` diverges on raw features in the tens, and a diverged ReLU
+        network predicts one class). Sparse input gets no statistics and is
+        used as it is: TF-IDF is already normalised, and centring would
+        densify it.
+    input_mean, input_scale : array-like of shape (n_features,), default=None
+        The statistics; ``None`` means zeros and ones.
 
     Attributes
     ----------
@@ -110,6 +134,8 @@ class MLP(nn.Module):
         of ``hidden_layer_sizes``; empty for ``hidden_layer_sizes=()``.
     head : torch.nn.Linear or CosineLinear
         The output layer, ``n_classes`` outputs.
+    input_mean, input_scale : torch.Tensor of shape (n_features,)
+        Buffers (saved with the parameters); zeros and ones when not given.
 
     References
     ----------
@@ -131,8 +157,18 @@ class MLP(nn.Module):
         hidden_layer_sizes: Sequence[int] = (256, 256),
         dropout: float = 0.0,
         cosine_head: bool = False,
+        standardize: bool = True,
+        input_mean=None,
+        input_scale=None,
     ):
         super().__init__()
+        # Buffers exist either way, so that saved parameters load into an MLP
+        # built with or without the statistics.
+        self.standardize = standardize and (input_mean is not None or input_scale is not None)
+        mean = torch.zeros(n_features) if input_mean is None else torch.as_tensor(input_mean)
+        scale = torch.ones(n_features) if input_scale is None else torch.as_tensor(input_scale)
+        self.register_buffer("input_mean", mean.to(torch.float32).reshape(n_features))
+        self.register_buffer("input_scale", scale.to(torch.float32).reshape(n_features))
         layers: list[nn.Module] = []
         width = n_features
         for size in hidden_layer_sizes:
@@ -164,4 +200,8 @@ class MLP(nn.Module):
         >>> bool(net(torch.randn(5, 3)).abs().max() <= 1.0)
         True
         """
+        if self.standardize:
+            # A sparse batch meets dense statistics only when a model fitted
+            # on dense data predicts sparse rows; one batch is small.
+            X = (X.to_dense() - self.input_mean) / self.input_scale
         return self.head(self.body(X))

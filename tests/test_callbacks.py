@@ -3,10 +3,11 @@
 import numpy as np
 import pytest
 import torch
+from sklearn.metrics import balanced_accuracy_score
 from skorch.callbacks import Callback
 
 from ldam_sklearn import LDAMDRWClassifier
-from ldam_sklearn.callbacks import WarmupStepLR, switch_epoch
+from ldam_sklearn.callbacks import WarmupStepLR, balanced_accuracy, switch_epoch
 from ldam_sklearn.losses import class_balanced_weights
 
 FAST = {"max_epochs": 10, "random_state": 0, "module__hidden_layer_sizes": (16,)}
@@ -16,6 +17,29 @@ def test_switch_epoch_fraction_or_number():
     assert switch_epoch(0.8, 10) == 8
     assert switch_epoch(3, 10) == 3
     assert switch_epoch(0.0, 10) == 0
+
+
+def test_balanced_accuracy_from_confusion_matches_sklearn():
+    rng = np.random.RandomState(0)
+    y_true, y_pred = rng.randint(0, 4, 200), rng.randint(0, 5, 200)
+    y_true[y_true == 2] = 3  # a class that is predicted but never true
+    confusion = torch.bincount(torch.as_tensor(y_true * 5 + y_pred), minlength=25)
+    with pytest.warns(UserWarning, match="not in y_true"):
+        expected = balanced_accuracy_score(y_true, y_pred)
+    assert balanced_accuracy(confusion.view(5, 5)) == pytest.approx(expected)
+
+
+def test_train_bacc_is_the_balanced_accuracy_of_the_epoch_predictions(imbalanced_data):
+    X, y = imbalanced_data
+    seen = []
+
+    class Record(Callback):
+        def on_batch_end(self, net, batch=None, y_pred=None, **kwargs):
+            seen.append((batch[1].numpy(), y_pred.argmax(1).numpy()))
+
+    clf = LDAMDRWClassifier(callbacks=[Record()], **{**FAST, "max_epochs": 1}).fit(X, y)
+    y_true, y_pred = map(np.concatenate, zip(*seen, strict=True))
+    assert clf.history[-1, "train_bacc"] == pytest.approx(balanced_accuracy_score(y_true, y_pred))
 
 
 def test_warmup_step_follows_the_paper_at_200_epochs():

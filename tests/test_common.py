@@ -1,5 +1,6 @@
 """scikit-learn's and imbalanced-learn's estimator checks on every public estimator."""
 
+import numpy as np
 import pytest
 from imblearn.utils.estimator_checks import (
     check_classifier_on_multilabel_or_multioutput_targets,
@@ -19,9 +20,6 @@ EXPECTED_FAILED_CHECKS = {
         "mini-batch SGD: weighting a row is not the same as repeating it "
         "(scikit-learn marks this check so for SGDClassifier and MLPClassifier)"
     ),
-    # Failed once for L2RWClassifier in a full-suite CI rehearsal but passes
-    # alone; not yet understood (suspected state left by an earlier test).
-    "check_n_features_in_after_fitting": "intermittent in full-suite runs, under investigation",
     "check_sample_weight_equivalence_on_sparse_data": (
         "mini-batch SGD: weighting a row is not the same as repeating it"
     ),
@@ -31,8 +29,10 @@ EXPECTED_FAILED_CHECKS = {
 def _tested_estimators():
     # Default parameters on purpose: the checks' tiny data sets (iris with
     # 20-50 rows a class) must train well with what a user gets by default.
+    # Only the seed is fixed, as imbalanced-learn's own common tests do, so a
+    # check passes or fails the same way on every run.
     for _, Estimator in all_estimators():
-        yield Estimator()
+        yield Estimator(random_state=0)
 
 
 def test_discovery_finds_the_public_estimators():
@@ -57,4 +57,7 @@ def test_sklearn_compatible_estimator(estimator, check):
     ids=lambda check: check.__name__,
 )
 def test_imblearn_classifier_checks(estimator, check):
+    # The encoded-labels check draws its data with an unseeded make_imbalance
+    # (numpy's global RNG); seed it so the data are the same on every run.
+    np.random.seed(0)  # noqa: NPY002 - the check reads the legacy global RNG
     check(type(estimator).__name__, estimator)

@@ -124,8 +124,7 @@ def growth():
 def test_million_rows_fit_without_copying_X_more_than_once(growth):
     # Growth in units of X's 200 MB. LDAM-DRW trains on X itself; L2RW copies
     # the rows it trains on once (all but the meta set). The rest of the
-    # allowance is for the labels, the shuffling and BalancedAccuracy's
-    # per-batch predictions (see the xfail below).
+    # allowance is for the labels and the shuffling.
     assert growth["dense"] < 1.5, growth
     assert growth["l2rw"] < 2.0, growth
     # Densifying the sparse matrix would take 4 GB (20 x).
@@ -133,12 +132,6 @@ def test_million_rows_fit_without_copying_X_more_than_once(growth):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: BalancedAccuracy keeps every batch's predictions and labels as separate "
-    "tensors until the epoch ends; interleaved with the freed batch buffers this keeps "
-    "~one batch of RSS per batch (glibc), ~1.2x X over a 1M-row epoch instead of ~0.1x",
-)
 def test_training_memory_is_independent_of_the_number_of_batches(growth):
     assert growth["dense"] < 0.5, growth
     assert growth["l2rw"] < 1.5, growth
