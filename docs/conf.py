@@ -98,7 +98,9 @@ sphinx_gallery_conf = {
     # A failing example fails the build.
     "only_warn_on_example_error": False,
     "abort_on_example_error": False,
-    "min_reported_time": 1,
+    # Report every example's running time, even a quick-mode one under a
+    # second (the page then says "Total running time of the script").
+    "min_reported_time": 0,
 }
 
 # -- HTML ----------------------------------------------------------------------------

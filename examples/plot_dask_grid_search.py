@@ -1,7 +1,7 @@
 """
-===================================================
+======================================================
 Spreading a hyper-parameter search over a Dask cluster
-===================================================
+======================================================
 
 scikit-learn's searches parallelise with joblib, and joblib can hand its work
 to a Dask cluster: inside ``joblib.parallel_backend("dask")`` every

@@ -1,7 +1,7 @@
 """
-=========================================================
+==========================================================
 Re-sampling with imbalanced-learn versus LDAM-DRW's losses
-=========================================================
+==========================================================
 
 imbalanced-learn's samplers fix class imbalance in the *data*;
 :class:`~ldam_sklearn.LDAMDRWClassifier` fixes it in the *loss*. Both are

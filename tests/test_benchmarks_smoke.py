@@ -1,0 +1,84 @@
+"""The benchmark suite still runs: ``benchmarks/run.py --quick`` on tiny sizes.
+
+Keeps ``python benchmarks/run.py`` from rotting as the package changes. The
+numbers of a quick run mean nothing; only the code paths, the table, the
+JSON and the plot are checked.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture
+def run_module():
+    saved_path, saved_env = list(sys.path), dict(os.environ)
+    spec = importlib.util.spec_from_file_location(
+        "_ldam_benchmarks_run", ROOT / "benchmarks" / "run.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    try:
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        # run.py puts benchmarks/ and the checkout on sys.path and may set
+        # OMP_WAIT_POLICY; leave the test process as it was.
+        sys.path[:] = saved_path
+        os.environ.clear()
+        os.environ.update(saved_env)
+
+
+# Known package bug, not a benchmark one: since the default MLP standardises
+# its input with two buffers (input_mean, input_scale), the layerwise route of
+# ldam_sklearn.meta_reweighting rejects it ("no buffers"), so
+# L2RWClassifier(weight_method="layerwise") raises and "auto" silently takes
+# the slower "jvp" route. Section 3 of the suite asks for "layerwise". Strict:
+# once the package is fixed this XPASSes and fails; then drop the marker.
+@pytest.mark.xfail(
+    strict=True,
+    raises=ValueError,
+    reason="meta_reweighting's layerwise route rejects the default MLP (it has buffers)",
+)
+def test_quick_suite_runs_and_reports(run_module, tmp_path, capsys):
+    report = run_module.main(["--quick", "--out", str(tmp_path), "--device", "cpu"])
+
+    sections = {row["section"].split()[1] for row in report["table"]}
+    assert sections == set(run_module.SECTIONS)
+    for row in report["table"]:
+        assert row["status"] in ("ok", "MISSED", "info", "skipped")
+        if row["target"] != "—":
+            assert row["status"] in ("ok", "MISSED")
+    # Every ratio with a target in the issue is in the table.
+    names = " | ".join(row["measurement"] for row in report["table"])
+    for needle in (
+        "ours / hand-written loop",
+        "plain skorch / ours",
+        "process peak RSS / dense size",
+        "time ratio 100x features, equal nnz",
+        "L2RW epoch / ERM epoch",
+        "naive double backward",
+        "predict_proba time / forward loop time",
+        "cost per row",
+        "R² of a straight line",
+        "fit on CUDA",
+    ):
+        assert needle in names, needle
+    # CPU-only: the CUDA rows are skipped with a note, never failed.
+    cuda = [row for row in report["table"] if row["section"].startswith("6")]
+    assert cuda and all(row["status"] == "skipped" and row["note"] for row in cuda)
+
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["quick"] is True
+    assert {"cpu", "torch", "date", "cpu_count"} <= set(saved["machine"])
+    assert (tmp_path / "results.md").read_text().startswith(saved["machine"]["cpu"])
+    assert (tmp_path / "scaling.png").stat().st_size > 0
+    out = capsys.readouterr().out
+    assert "target" in out and "QUICK MODE" in out
