@@ -13,7 +13,6 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
-import numbers
 
 import numpy as np
 import scipy.sparse as sp
@@ -41,6 +40,7 @@ from .callbacks import BalancedAccuracy, NonFiniteGuard, WarmupStepLR
 from .data import ArrayDataset, BatchIterator, unpack_target
 from .losses import CrossEntropyLoss
 from .modules import MLP
+from .utils.validation import check_int
 
 __all__ = ["BaseNetClassifier", "resolve_device"]
 
@@ -173,17 +173,10 @@ class BaseNetClassifier(NeuralNetClassifier):
 
     def _check_params(self) -> None:
         """Validate hyper-parameters; subclasses extend it with their own."""
-        device = self.device
-        if not isinstance(device, torch.device) and str(device).split(":")[0] not in _DEVICES:
-            raise ValueError(f"device={device!r} is not valid; choose one of {_DEVICES}.")
-        if resolve_device(device).type == "cuda" and not torch.cuda.is_available():
-            raise ValueError(
-                f"device={device!r} was requested but CUDA is not available; "
-                'use device="auto" to fall back to the CPU.'
-            )
-        _check_positive_int("max_epochs", self.max_epochs, minimum=0)
-        _check_positive_int("batch_size", self.batch_size)
-        _check_positive_int("n_iter_no_change", self.n_iter_no_change)
+        _check_device(self.device)
+        check_int("max_epochs", self.max_epochs, minimum=0)
+        check_int("batch_size", self.batch_size)
+        check_int("n_iter_no_change", self.n_iter_no_change)
         schedule = self.lr_schedule
         if not (schedule is None or isinstance(schedule, (str, Callback))) or (
             isinstance(schedule, str) and schedule != "warmup_step"
@@ -391,10 +384,30 @@ class BaseNetClassifier(NeuralNetClassifier):
     # -- components --------------------------------------------------------------
 
     def initialize(self):
-        """Initialise module, criterion and optimizer on ``device_``."""
+        """Initialise module, criterion and optimizer on ``device_``.
+
+        ``fit`` calls it. Called by hand before any fit (skorch's recipe for
+        ``load_params`` into a new estimator), it takes the labels from the
+        ``classes`` parameter, or ``0..module__n_classes-1``.
+        """
         self.device_ = resolve_device(self.device)
+        if not hasattr(self, "classes_inferred_"):
+            self._init_label_state()
         with self._skorch_device():
             return super().initialize()
+
+    def _init_label_state(self):
+        n_classes = self.get_params_for("module").get("n_classes")
+        if self.classes is None and n_classes is None:
+            raise ValueError(
+                "initialize() before fit needs the labels: pass classes=[...] (or "
+                "module__n_classes for labels 0..n_classes-1), or call fit."
+            )
+        labels = np.unique(self.classes if self.classes is not None else np.arange(n_classes))
+        self.classes_inferred_ = labels
+        self.n_classes_ = len(labels)
+        # Placeholder until load_params(f_criterion=...) restores the counts.
+        self.class_counts_ = np.ones(len(labels), dtype=np.int64)
 
     def initialize_module(self):
         """Build the module; the default MLP is sized from the training data."""
@@ -459,7 +472,11 @@ class BaseNetClassifier(NeuralNetClassifier):
         """Load parameters saved with ``save_params`` (see skorch)."""
         self.device_ = getattr(self, "device_", resolve_device(self.device))
         with self._skorch_device():
-            return super().load_params(*args, **kwargs)
+            super().load_params(*args, **kwargs)
+        # A loaded criterion carries the class counts it was trained with.
+        counts = getattr(getattr(self, "criterion_", None), "class_counts", None)
+        if counts is not None:
+            self.class_counts_ = counts.cpu().numpy().round().astype(np.int64)
 
     def __setstate__(self, state):
         # skorch maps CUDA tensors to the CPU when CUDA is missing, using
@@ -543,11 +560,6 @@ class BaseNetClassifier(NeuralNetClassifier):
         return tags
 
 
-def _check_positive_int(name, value, minimum=1):
-    if not isinstance(value, numbers.Integral) or value < minimum:
-        raise ValueError(f"{name} must be an integer >= {minimum}, got {value!r}.")
-
-
 def _standardization(X: torch.Tensor) -> dict:
     """Per-feature mean and standard deviation for the default MLP's input."""
     var, mean = torch.var_mean(X, dim=0, correction=0)
@@ -555,6 +567,23 @@ def _standardization(X: torch.Tensor) -> dict:
     # Constant features keep their values, as in StandardScaler.
     scale[scale < 10 * torch.finfo(scale.dtype).eps * mean.abs().clamp(min=1)] = 1.0
     return {"input_mean": mean.cpu(), "input_scale": scale.cpu()}
+
+
+def _check_device(device) -> None:
+    kind, _, index = str(device).partition(":")
+    if not isinstance(device, torch.device) and (
+        kind not in _DEVICES or (index and (kind == "auto" or not index.isdigit()))
+    ):
+        raise ValueError(
+            f"device={device!r} is not valid; choose one of {_DEVICES}, optionally with "
+            'a device index such as "cuda:1".'
+        )
+    available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
+    if not available.get(resolve_device(device).type, True):
+        raise ValueError(
+            f"device={device!r} was requested but {kind.upper()} is not available; "
+            'use device="auto" to fall back to the CPU.'
+        )
 
 
 def _silent(*args, **kwargs):

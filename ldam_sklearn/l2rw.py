@@ -7,13 +7,13 @@ import warnings
 import numpy as np
 import torch
 from sklearn.utils import check_random_state
-from sklearn.utils.validation import column_or_1d
 
 from .base import BaseNetClassifier
 from .callbacks import MetaWeightStats
 from .data import ArrayDataset, unpack_target
 from .losses import CrossEntropyLoss, LDAMLoss
 from .meta_reweighting import META_WEIGHT_METHODS, WEIGHTINGS, meta_weighted_loss
+from .utils.validation import check_choice, check_int, check_real
 
 __all__ = ["L2RWClassifier"]
 
@@ -165,27 +165,12 @@ class L2RWClassifier(BaseNetClassifier):
 
     def _check_params(self) -> None:
         super()._check_params()
-        if isinstance(self.meta_size, bool) or not isinstance(self.meta_size, int | np.integer):
-            raise ValueError(f"meta_size must be an integer >= 1, got {self.meta_size!r}.")
-        if self.meta_size < 1:
-            raise ValueError(f"meta_size must be an integer >= 1, got {self.meta_size!r}.")
-        if not isinstance(self.base_loss, str) or self.base_loss not in _BASE_LOSSES:
-            raise ValueError(
-                f"base_loss={self.base_loss!r} is not valid; choose one of {sorted(_BASE_LOSSES)}."
-            )
-        if not isinstance(self.weight_method, str) or self.weight_method not in META_WEIGHT_METHODS:
-            raise ValueError(
-                f"weight_method={self.weight_method!r} is not valid; choose one of "
-                f"{list(META_WEIGHT_METHODS)}."
-            )
-        if not isinstance(self.weighting, str) or self.weighting not in WEIGHTINGS:
-            raise ValueError(
-                f"weighting={self.weighting!r} is not valid; choose one of {list(WEIGHTINGS)}."
-            )
-        if not self.max_m >= 0:
-            raise ValueError(f"max_m must be >= 0, got {self.max_m!r}.")
-        if not self.s > 0:
-            raise ValueError(f"s must be > 0, got {self.s!r}.")
+        check_int("meta_size", self.meta_size)
+        check_choice("base_loss", self.base_loss, _BASE_LOSSES)
+        check_choice("weight_method", self.weight_method, META_WEIGHT_METHODS)
+        check_choice("weighting", self.weighting, WEIGHTINGS)
+        check_real("max_m", self.max_m, 0)
+        check_real("s", self.s, 0, strict=True)
 
     def _default_criterion(self) -> tuple[type, dict]:
         criterion, names = _BASE_LOSSES[self.base_loss]
@@ -229,18 +214,33 @@ class L2RWClassifier(BaseNetClassifier):
         for label in range(len(self.classes_)):
             rows = rng.permutation(np.flatnonzero(labels == label))
             meta.append(rows[: max(1, min(self.meta_size, len(rows) - 1))])
-        singles = self.classes_[self.class_counts_ == 1]
-        if len(singles):
+        small = np.flatnonzero(self.class_counts_ <= self.meta_size)
+        if len(small):
+            taken = [len(meta[label]) for label in small]
+            singles = self.classes_[self.class_counts_ == 1].tolist()
             warnings.warn(
-                f"classes {singles.tolist()} have a single sample, which serves as both "
-                "a meta row and a training row; give more samples or a meta_mask.",
+                f"classes {self.classes_[small].tolist()} have no more than meta_size="
+                f"{self.meta_size} samples, so only {taken} of their rows were held out as "
+                "meta rows, keeping at least one each for training"
+                + (
+                    f"; classes {singles} have a single sample, which serves as both a "
+                    "meta row and a training row"
+                    if singles
+                    else ""
+                )
+                + ". Give more samples, a smaller meta_size or a meta_mask.",
                 UserWarning,
                 stacklevel=4,
             )
         return np.sort(np.concatenate(meta))
 
     def _check_meta_mask(self, meta_mask, labels: np.ndarray) -> np.ndarray:
-        mask = column_or_1d(np.asarray(meta_mask))
+        mask = np.asarray(meta_mask)
+        if mask.ndim != 1:
+            raise ValueError(
+                f"meta_mask must be a 1-D boolean array with one entry per row of X, got "
+                f"shape {mask.shape}; pass e.g. `np.ravel(meta_mask)`."
+            )
         if mask.dtype != bool:
             raise ValueError(
                 f"meta_mask must be a boolean array marking the meta rows, got dtype "

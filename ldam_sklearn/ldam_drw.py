@@ -16,6 +16,7 @@ from .losses import (
     LDAMLoss,
     LogitAdjustedLoss,
 )
+from .utils.validation import check_choice, check_real
 
 __all__ = ["LDAMDRWClassifier"]
 
@@ -149,15 +150,12 @@ class LDAMDRWClassifier(BaseNetClassifier):
 
     def _check_params(self) -> None:
         super()._check_params()
-        _check_choice("loss", self.loss, _LOSSES)
-        _check_choice("schedule", self.schedule, _SCHEDULES)
+        check_choice("loss", self.loss, _LOSSES)
+        check_choice("schedule", self.schedule, _SCHEDULES)
         for name in ("max_m", "gamma", "tau"):
-            if not getattr(self, name) >= 0:
-                raise ValueError(f"{name} must be >= 0, got {getattr(self, name)!r}.")
-        if not self.s > 0:
-            raise ValueError(f"s must be > 0, got {self.s!r}.")
-        if not 0 <= self.beta < 1:
-            raise ValueError(f"beta must be in [0, 1), got {self.beta!r}.")
+            check_real(name, getattr(self, name), 0)
+        check_real("s", self.s, 0, strict=True)
+        check_real("beta", self.beta, 0, below=1)
         start = self.drw_start
         if isinstance(start, bool) or not isinstance(start, numbers.Real):
             raise ValueError(f"drw_start must be a fraction or an epoch number, got {start!r}.")
@@ -194,7 +192,3 @@ class LDAMDRWClassifier(BaseNetClassifier):
         # Before print_log, so that its table shows this epoch's entries.
         return callbacks[:-1] + [balancing] + callbacks[-1:]
 
-
-def _check_choice(name: str, value, choices) -> None:
-    if not isinstance(value, str) or value not in choices:
-        raise ValueError(f"{name}={value!r} is not valid; choose one of {sorted(choices)}.")

@@ -202,6 +202,12 @@ def ldam_margins(class_counts: npt.ArrayLike | torch.Tensor, max_m: float = 0.5)
     return (margins * (max_m / margins.max())).to(torch.float32)
 
 
+def _rebuild_class_tensors(module: _ClassWeightedLoss, incompatible_keys) -> None:
+    device = module.class_counts.device
+    module._init_class_tensors(module.class_counts.cpu())
+    module.to(device)
+
+
 class _ClassWeightedLoss(nn.Module):
     """Per-example loss with per-class and per-sample weighting.
 
@@ -242,7 +248,12 @@ class _ClassWeightedLoss(nn.Module):
             if not bool(torch.isfinite(weight).all() and (weight >= 0).all()):
                 raise ValueError(f"weight must be finite and >= 0, got {weight.tolist()}.")
         self.register_buffer("weight", weight)
-        self._init_class_tensors(counts)
+        # Saved with the weights (skorch's f_criterion), so a loaded criterion
+        # carries the class distribution it was trained with; the tensors
+        # derived from it are rebuilt after loading.
+        self.register_buffer("class_counts", counts.to(torch.float32))
+        self._init_class_tensors(self.class_counts)
+        self.register_load_state_dict_post_hook(_rebuild_class_tensors)
 
     def _init_class_tensors(self, counts: torch.Tensor) -> None:
         """Register the buffers derived from the class counts, if any."""
@@ -457,7 +468,7 @@ class LDAMLoss(_ClassWeightedLoss):
         super().__init__(class_counts, weight=weight, reduction=reduction)
 
     def _init_class_tensors(self, counts: torch.Tensor) -> None:
-        # Derived from the constructor arguments, so kept out of the state_dict.
+        # Derived from the class counts, so kept out of the state_dict.
         self.register_buffer("margins", ldam_margins(counts, self.max_m), persistent=False)
 
     def _adjust(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -605,7 +616,7 @@ class LogitAdjustedLoss(_ClassWeightedLoss):
         super().__init__(class_counts, weight=weight, reduction=reduction)
 
     def _init_class_tensors(self, counts: torch.Tensor) -> None:
-        # Derived from the constructor arguments, so kept out of the state_dict.
+        # Derived from the class counts, so kept out of the state_dict.
         log_prior = (counts / counts.sum()).log().to(torch.float32)
         self.register_buffer("log_prior", log_prior, persistent=False)
 

@@ -42,6 +42,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, jvp
 
+from .modules import MLP
+
 __all__ = [
     "META_WEIGHT_METHODS",
     "WEIGHTINGS",
@@ -86,7 +88,13 @@ def _layerwise_layers(module: nn.Module) -> list[nn.Module] | None:
             layers.append(sub)
     # Buffers mean state (running statistics, ...) the layerwise path does not
     # isolate from the real module, so such modules take the generic route.
-    return layers if next(module.buffers(), None) is None else None
+    # The default MLP's input statistics are only read in forward.
+    stateful = any(
+        next(sub.buffers(recurse=False), None) is not None
+        for sub in module.modules()
+        if not isinstance(sub, MLP)
+    )
+    return None if stateful else layers
 
 
 def _resolve_method(module: nn.Module, method: str) -> tuple[str, list[nn.Module] | None]:
@@ -113,7 +121,8 @@ def select_method(module: nn.Module, method: str = "auto") -> str:
     method : {"auto", "layerwise", "jvp", "lookahead"}, default="auto"
         Requested route. ``"auto"`` resolves to ``"layerwise"`` when every
         trainable parameter belongs to a :class:`torch.nn.Linear` layer and
-        the module has no BatchNorm layer and no buffers, else to ``"jvp"``.
+        the module has no BatchNorm layer and no buffers (the input statistics
+        of :class:`~ldam_sklearn.modules.MLP` excepted), else to ``"jvp"``.
 
     Returns
     -------

@@ -95,6 +95,10 @@ def _by_max_abs(x: torch.Tensor, dim: int) -> torch.Tensor:
     return x / torch.where(largest > 0, largest, 1.0)
 
 
+def _refind_standardization(module: MLP, incompatible_keys) -> None:
+    module._find_standardization()
+
+
 class MLP(nn.Module):
     """Multi-layer perceptron sized from the data at fit time.
 
@@ -164,11 +168,13 @@ class MLP(nn.Module):
         super().__init__()
         # Buffers exist either way, so that saved parameters load into an MLP
         # built with or without the statistics.
-        self.standardize = standardize and (input_mean is not None or input_scale is not None)
+        self.standardize = standardize
         mean = torch.zeros(n_features) if input_mean is None else torch.as_tensor(input_mean)
         scale = torch.ones(n_features) if input_scale is None else torch.as_tensor(input_scale)
         self.register_buffer("input_mean", mean.to(torch.float32).reshape(n_features))
         self.register_buffer("input_scale", scale.to(torch.float32).reshape(n_features))
+        self._find_standardization()
+        self.register_load_state_dict_post_hook(_refind_standardization)
         layers: list[nn.Module] = []
         width = n_features
         for size in hidden_layer_sizes:
@@ -200,8 +206,14 @@ class MLP(nn.Module):
         >>> bool(net(torch.randn(5, 3)).abs().max() <= 1.0)
         True
         """
-        if self.standardize:
+        if self._standardizes:
             # A sparse batch meets dense statistics only when a model fitted
             # on dense data predicts sparse rows; one batch is small.
             X = (X.to_dense() - self.input_mean) / self.input_scale
         return self.head(self.body(X))
+
+    def _find_standardization(self) -> None:
+        # Decided once (and again when statistics are loaded), not per batch:
+        # reading a buffer's values would synchronise with the GPU.
+        identity = bool((self.input_mean == 0).all() and (self.input_scale == 1).all())
+        self._standardizes = self.standardize and not identity

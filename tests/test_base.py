@@ -313,3 +313,11 @@ def test_predictions_do_not_depend_on_batch_composition(imbalanced_data):
 def test_resolve_device():
     assert resolve_device("cpu") == torch.device("cpu")
     assert resolve_device("auto").type in ("cpu", "cuda")
+
+
+def test_initialize_before_fit_needs_the_labels():
+    with pytest.raises(ValueError, match="classes="):
+        LDAMDRWClassifier(module__n_features=3).initialize()
+    clf = LDAMDRWClassifier(module__n_features=3, module__n_classes=2).initialize()
+    assert clf.classes_.tolist() == [0, 1]
+    assert clf.predict_proba(np.zeros((2, 3))).shape == (2, 2)

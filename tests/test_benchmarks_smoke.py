@@ -36,17 +36,6 @@ def run_module():
         os.environ.update(saved_env)
 
 
-# Known package bug, not a benchmark one: since the default MLP standardises
-# its input with two buffers (input_mean, input_scale), the layerwise route of
-# ldam_sklearn.meta_reweighting rejects it ("no buffers"), so
-# L2RWClassifier(weight_method="layerwise") raises and "auto" silently takes
-# the slower "jvp" route. Section 3 of the suite asks for "layerwise". Strict:
-# once the package is fixed this XPASSes and fails; then drop the marker.
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValueError,
-    reason="meta_reweighting's layerwise route rejects the default MLP (it has buffers)",
-)
 def test_quick_suite_runs_and_reports(run_module, tmp_path, capsys):
     report = run_module.main(["--quick", "--out", str(tmp_path), "--device", "cpu"])
 

@@ -177,11 +177,6 @@ def test_save_params_load_params_round_trip(Estimator, tmp_path):
     assert len(other.history) == len(clf.history) == 2 * FAST["max_epochs"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: initialize() ignores module__n_features/module__n_classes and "
-    "load_params does not restore classes_/class_counts_ (see report of issue 6)",
-)
 def test_load_params_into_a_fresh_estimator(tmp_path):
     # skorch's documented workflow, and what BaseNetClassifier's own error
     # message suggests: give the module's shape, initialize, load_params.
@@ -196,11 +191,6 @@ def test_load_params_into_a_fresh_estimator(tmp_path):
     np.testing.assert_array_equal(fresh.predict_proba(X), clf.predict_proba(X))
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="core bug: load_params keeps the receiving estimator's class_counts_, which "
-    "logit_adjusted_posthoc uses at prediction time (see report of issue 6)",
-)
 def test_load_params_restores_the_class_prior(tmp_path):
     X, y = make_data()
     clf = LDAMDRWClassifier(loss="logit_adjusted_posthoc", **FAST).fit(X, y)

@@ -84,7 +84,7 @@ def test_nan_in_meta_rows_rejected(imbalanced_data):
         ({"meta_size": 0}, "meta_size must be an integer >= 1"),
         ({"base_loss": "focal"}, r"base_loss='focal' is not valid; choose one of \['ce', 'ldam'\]"),
         ({"weight_method": "fast"}, "weight_method='fast' is not valid"),
-        ({"base_loss": "ldam", "max_m": -1.0}, "max_m must be >= 0"),
+        ({"base_loss": "ldam", "max_m": -1.0}, "max_m must be a real number >= 0"),
     ],
 )
 def test_bad_parameters_rejected_at_fit(imbalanced_data, params, message):

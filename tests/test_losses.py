@@ -468,7 +468,7 @@ def test_to_moves_buffers(cls, derived, batch):
     z, y = batch
     loss_fn = cls(COUNTS).to(torch.float64)
     names = dict(loss_fn.named_buffers())
-    assert set(names) == {"weight", *derived}
+    assert set(names) == {"weight", "class_counts", *derived}
     assert all(b.dtype == torch.float64 for b in names.values())
 
     zt = torch.tensor(z, dtype=torch.float64)

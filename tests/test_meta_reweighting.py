@@ -14,6 +14,7 @@ from ldam_sklearn.meta_reweighting import (
     meta_weighted_loss,
     select_method,
 )
+from ldam_sklearn.modules import MLP
 
 N_FEATURES, N_CLASSES, N_TRAIN, N_META = 5, 4, 24, 10
 CLOSED_FORMS = ("jvp", "layerwise")
@@ -438,3 +439,21 @@ def test_meta_weighted_loss_respects_loss_scaling(method):
     expected = torch.autograd.grad(3.0 * (weights * ce(net(X), y)).sum(), list(net.parameters()))
     for p, g in zip(net.parameters(), expected, strict=True):
         torch.testing.assert_close(p.grad, g, atol=1e-12, rtol=1e-10)
+
+
+@pytest.mark.parametrize("method", CLOSED_FORMS)
+def test_standardising_mlp_takes_the_layerwise_route_exactly(method):
+    # The default MLP's input statistics are buffers, read but never written.
+    torch.manual_seed(3)
+    net = MLP(
+        N_FEATURES,
+        N_CLASSES,
+        (8,),
+        input_mean=torch.randn(N_FEATURES),
+        input_scale=torch.rand(N_FEATURES) + 0.5,
+    ).double()
+    assert select_method(net) == "layerwise"
+    X, y, X_meta, y_meta = make_data(3)
+    reference = l2rw_example_weights(net, X, y, X_meta, y_meta, method="lookahead")
+    weights = l2rw_example_weights(net, X, y, X_meta, y_meta, method=method)
+    torch.testing.assert_close(weights, reference, atol=1e-10, rtol=1e-8)

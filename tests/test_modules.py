@@ -31,6 +31,15 @@ def test_mlp_without_statistics_leaves_the_input_alone():
     assert set(net.state_dict()) >= {"input_mean", "input_scale"}
 
 
+def test_loaded_statistics_switch_standardisation_on():
+    trained = MLP(3, 2, hidden_layer_sizes=(), input_mean=[1.0, 2.0, 3.0], input_scale=[2.0] * 3)
+    fresh = MLP(3, 2, hidden_layer_sizes=())
+    fresh.load_state_dict(trained.state_dict())
+    X = torch.randn(4, 3)
+    torch.testing.assert_close(fresh(X), trained(X))
+    torch.testing.assert_close(fresh(X.to_sparse()), trained(X))
+
+
 @pytest.mark.parametrize("Estimator", [LDAMDRWClassifier, L2RWClassifier])
 def test_dense_fit_does_not_depend_on_the_features_scale(Estimator):
     rng = np.random.RandomState(0)
@@ -58,7 +67,7 @@ def test_sparse_fit_gets_no_statistics():
     X = sp.random(60, 20, density=0.2, format="csr", random_state=0)
     y = np.arange(60) % 2
     clf = LDAMDRWClassifier(max_epochs=1).fit(X, y)
-    assert not clf.module_.standardize
+    assert not clf.module_._standardizes
 
 
 @pytest.mark.parametrize("Estimator", [LDAMDRWClassifier, L2RWClassifier])
