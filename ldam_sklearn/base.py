@@ -50,6 +50,9 @@ SGDMomentum = functools.partial(torch.optim.SGD, momentum=0.9, weight_decay=2e-4
 
 _DEVICES = ("auto", "cpu", "cuda", "mps")
 
+#: Rows per float64 softmax in predict_proba.
+_SOFTMAX_ROWS = 65536
+
 
 def resolve_device(device) -> torch.device:
     """Turn ``"auto"`` into ``"cuda"`` when available, else ``"cpu"``.
@@ -260,7 +263,7 @@ class BaseNetClassifier(NeuralNetClassifier):
         cuda = [self.device_.index or 0] if self.device_.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):
             torch.manual_seed(seed)
-            self._split_seed = seed
+            self._seed = seed
             if initialize:
                 self.initialize()
             with self._skorch_device():
@@ -355,9 +358,17 @@ class BaseNetClassifier(NeuralNetClassifier):
             np.arange(len(labels)),
             test_size=self.validation_fraction,
             stratify=labels,
-            random_state=self._split_seed,
+            random_state=self._seed,
         )
         return X.subset(train_idx), X.subset(valid_idx)
+
+    def on_epoch_begin(self, net, **kwargs):
+        """Start the epoch's history row and seed the epoch's randomness."""
+        super().on_epoch_begin(net, **kwargs)
+        # Shuffling, dropout and class-balanced draws of epoch k depend on
+        # (seed, k) only, so training resumed from a checkpoint at epoch k
+        # continues exactly as the uninterrupted run would have.
+        torch.manual_seed(self._seed + len(self.history))
 
     @property
     def _default_callbacks(self):
@@ -518,16 +529,21 @@ class BaseNetClassifier(NeuralNetClassifier):
         X = validate_data(self, X, reset=False, accept_sparse=("csr", "csc"), dtype=np.float32)
         if sp.issparse(X) and X.format != "csr":
             X = X.tocsr()
-        chunks = []
         batches = BatchIterator(self.get_dataset(X), batch_size=self.batch_size, pad_last=True)
-        for batch in batches:
-            logits = self._output_to_logits(self.evaluation_step(batch).cpu()).double()
+        outputs = torch.cat([self.evaluation_step(batch) for batch in batches])[: X.shape[0]]
+        proba = np.empty(outputs.shape, dtype=np.float64)
+        # The float64 softmax runs over large chunks, not per batch: per
+        # batch its overhead was a third of the cost of prediction, and over
+        # all rows at once its temporaries would be several times the result.
+        for start in range(0, len(outputs), _SOFTMAX_ROWS):
+            chunk = outputs[start : start + _SOFTMAX_ROWS].cpu()
+            logits = self._output_to_logits(chunk).double()
             # Inputs far outside the training range (1e30) can overflow the
             # float32 network to inf, and inf - inf = NaN; a probability
             # must stay a probability, so saturate instead.
             logits = torch.nan_to_num(logits, nan=0.0, posinf=1e300, neginf=-1e300)
-            chunks.append(torch.softmax(logits, dim=1).numpy())
-        return np.concatenate(chunks)[: X.shape[0]]
+            proba[start : start + _SOFTMAX_ROWS] = torch.softmax(logits, dim=1).numpy()
+        return proba
 
     def predict(self, X) -> np.ndarray:
         """Predicted labels, taken from ``classes_``.

@@ -10,6 +10,7 @@ the host and only the rows of one batch become a torch sparse tensor.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Iterator
 
 import numpy as np
@@ -60,7 +61,7 @@ class ArrayDataset(torch.utils.data.Dataset):
                 self.X = self.X.copy()
                 self.X.sum_duplicates()
         else:
-            self.X = torch.as_tensor(np.asarray(X), device=self.device)
+            self.X = _shared_tensor(np.asarray(X), self.device)
         self.y = None if y is None else torch.as_tensor(y, dtype=torch.long, device=self.device)
         self.sample_weight = (
             None
@@ -115,6 +116,16 @@ class ArrayDataset(torch.utils.data.Dataset):
         return out
 
 
+def _shared_tensor(array: np.ndarray, device) -> torch.Tensor:
+    """A tensor sharing ``array``'s memory on the CPU, even when it is read-only."""
+    with warnings.catch_warnings():
+        # Read-only arrays (joblib memmaps, pandas copy-on-write) are fine to
+        # share: nothing in the package writes into the data tensors, and a
+        # copy would double the memory of X.
+        warnings.filterwarnings("ignore", message="The given NumPy array is not writable")
+        return torch.as_tensor(array, device=device)
+
+
 def _csr_to_torch(X: sp.csr_matrix, device: torch.device) -> torch.Tensor:
     # COO rather than torch's CSR layout: CSR is still "beta" in torch and
     # warns on every process; nn.Linear takes both.
@@ -122,7 +133,7 @@ def _csr_to_torch(X: sp.csr_matrix, device: torch.device) -> torch.Tensor:
     indices = np.vstack([coo.row, coo.col]).astype(np.int64)
     return torch.sparse_coo_tensor(
         torch.from_numpy(indices),
-        torch.from_numpy(coo.data),
+        _shared_tensor(coo.data, "cpu"),
         size=X.shape,
         is_coalesced=True,
         check_invariants=False,

@@ -423,18 +423,13 @@ def test_non_finite_weights_with_bounded_loss_are_caught(data, Estimator):
     clf, blow_up = _blow_up_in_last_batch_of_epoch_2(Estimator)
     with pytest.raises(
         FloatingPointError,
-        match=r"parameters \['head.weight'\] became non-finite in epoch 2\. "
+        match=r"parameters \['head.weight'\] were non-finite after batch \d+ in epoch 2\. "
         r"Lower the learning rate \(lr=[\d.e+-]+ now\) or standardise the features",
     ):
         clf.fit(X, y)
     assert np.isfinite(blow_up.losses_).all(), "the loss stayed finite throughout"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="gap: NonFiniteGuard checks parameters only in on_epoch_end, so when the loss "
-    "stays bounded (cosine head) the error names the epoch but not the batch",
-)
 def test_non_finite_weights_error_names_the_batch(data):
     X, y = data
     clf, _ = _blow_up_in_last_batch_of_epoch_2(LDAMDRWClassifier)
@@ -597,12 +592,6 @@ def test_checkpoint_resume_equals_uninterrupted_without_shuffling(data, Estimato
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: BaseNetClassifier._fit_dataset re-seeds torch from random_state on every "
-    "fit/partial_fit call, so the epochs after a resume reuse the shuffles of epochs 1, 2, "
-    "... instead of continuing the stream; seed per epoch (seed + len(history)) to fix",
-)
 @pytest.mark.parametrize("Estimator", ESTIMATORS)
 def test_checkpoint_resume_equals_uninterrupted_with_shuffling(data, Estimator, tmp_path):
     X, y = data
@@ -712,12 +701,6 @@ for data in (X, pd.DataFrame(X.copy())):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: ArrayDataset calls torch.as_tensor on read-only float32 arrays (joblib "
-    "memmaps, float32 DataFrames under pandas copy-on-write), and torch warns once per "
-    "process 'The given NumPy array is not writable ... undefined behavior'",
-)
 def test_read_only_input_fits_without_warnings():
     # torch emits this warning once per process, so check in a fresh one.
     result = subprocess.run(
