@@ -57,10 +57,31 @@ _SOFTMAX_ROWS = 65536
 def resolve_device(device) -> torch.device:
     """Turn ``"auto"`` into ``"cuda"`` when available, else ``"cpu"``.
 
+    Parameters
+    ----------
+    device : {"auto", "cpu", "cuda", "mps"}, str or torch.device
+        The requested device. ``"auto"`` picks CUDA when
+        :func:`torch.cuda.is_available`, else the CPU; anything else is
+        passed to :class:`torch.device` [1]_ unchanged (``"cuda:1"`` too).
+
+    Returns
+    -------
+    device : torch.device
+        The device to train and predict on.
+
+    References
+    ----------
+    .. [1] PyTorch documentation, "torch.device",
+       https://pytorch.org/docs/stable/tensor_attributes.html#torch-device;
+       A. Paszke et al., "PyTorch: An Imperative Style, High-Performance Deep
+       Learning Library", NeurIPS 2019, arXiv:1912.01703.
+
     Examples
     --------
     >>> resolve_device("cpu")
     device(type='cpu')
+    >>> resolve_device("auto").type in ("cpu", "cuda")
+    True
     """
     if device == "auto":
         return torch.device("cuda" if torch.cuda.is_available() else "cpu")
@@ -104,7 +125,7 @@ class BaseNetClassifier(NeuralNetClassifier):
         Seeds weight initialisation, shuffling and dropout. Two fits with the
         same integer seed give identical predictions on the CPU.
     lr_schedule : "warmup_step", skorch callback or None, default="warmup_step"
-        ``"warmup_step"`` is the learning-rate recipe of Cao et al. (2019),
+        ``"warmup_step"`` is the learning-rate recipe of Cao et al. [3]_,
         :class:`~ldam_sklearn.callbacks.WarmupStepLR`: linear warm-up, then
         x0.01 at 80 % and x0.0001 at 90 % of the epochs. A skorch callback
         replaces it; ``None`` keeps ``lr`` constant.
@@ -121,7 +142,38 @@ class BaseNetClassifier(NeuralNetClassifier):
     device_ : torch.device
         The device the model lives on.
     module_, criterion_, optimizer_, history_
-        As in skorch.
+        As in skorch [1]_.
+
+    References
+    ----------
+    .. [1] M. Tietz, T. J. Fan, D. Nouri, B. Bossan and skorch Developers,
+       "skorch: A scikit-learn compatible neural network library that uses
+       PyTorch", 2017, https://skorch.readthedocs.io.
+    .. [2] L. Buitinck et al., "API design for machine learning software:
+       experiences from the scikit-learn project", ECML PKDD Workshop on
+       Languages for Data Mining and Machine Learning, 2013, arXiv:1309.0238.
+    .. [3] K. Cao, C. Wei, A. Gaidon, N. Arechiga and T. Ma, "Learning
+       Imbalanced Datasets with Label-Distribution-Aware Margin Loss",
+       NeurIPS 2019, arXiv:1906.07413.
+
+    Examples
+    --------
+    A subclass chooses its loss through ``_default_criterion``; everything
+    else (validation, label encoding, the default MLP, ``random_state``)
+    comes from this class and follows scikit-learn's estimator API [2]_.
+
+    >>> from sklearn.datasets import load_iris
+    >>> from ldam_sklearn.base import BaseNetClassifier
+    >>> from ldam_sklearn.losses import FocalLoss
+    >>> class FocalNetClassifier(BaseNetClassifier):
+    ...     def _default_criterion(self):
+    ...         return FocalLoss, {"gamma": 2.0}
+    >>> X, y = load_iris(return_X_y=True)
+    >>> clf = FocalNetClassifier(max_epochs=2, random_state=0).fit(X, y)
+    >>> type(clf.criterion_).__name__, clf.class_counts_.tolist()
+    ('FocalLoss', [50, 50, 50])
+    >>> clf.predict_proba(X[:4]).shape
+    (4, 3)
     """
 
     def __init__(

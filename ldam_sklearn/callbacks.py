@@ -27,7 +27,27 @@ class BalancedAccuracy(Callback):
     Uses the predictions the training step already made (no extra forward
     pass), so ``train_bacc`` reflects the model as it changed during the
     epoch, like ``train_loss``. ``valid_bacc`` is recorded when the net holds
-    out a validation split.
+    out a validation split. Balanced accuracy is the mean per-class recall
+    [1]_; the callback is a skorch callback [2]_.
+
+    Attributes
+    ----------
+    _n_classes : int
+        Number of classes of the net being trained; set by ``on_epoch_begin``.
+    _confusion : dict of bool to torch.Tensor
+        Running confusion matrices of the epoch, flattened to length
+        ``n_classes ** 2``, for training (``True``) and validation
+        (``False``) batches; reset by ``on_epoch_begin`` (internal state).
+
+    References
+    ----------
+    .. [1] K. H. Brodersen, C. S. Ong, K. E. Stephan and J. M. Buhmann, "The
+       balanced accuracy and its posterior distribution", ICPR 2010,
+       pp. 3121-3124.
+    .. [2] M. Tietz, T. J. Fan, D. Nouri, B. Bossan and skorch Developers,
+       "skorch: A scikit-learn compatible neural network library that uses
+       PyTorch", 2017, https://skorch.readthedocs.io (callbacks:
+       https://skorch.readthedocs.io/en/stable/user/callbacks.html).
 
     Examples
     --------
@@ -63,8 +83,28 @@ class BalancedAccuracy(Callback):
 def balanced_accuracy(confusion: torch.Tensor) -> float:
     """Balanced accuracy from a confusion matrix (rows: true, columns: predicted).
 
-    The mean recall over the classes that occur, as
-    :func:`sklearn.metrics.balanced_accuracy_score` computes it.
+    The mean recall over the classes that occur [1]_, as
+    :func:`sklearn.metrics.balanced_accuracy_score` computes it [2]_.
+
+    Parameters
+    ----------
+    confusion : torch.Tensor of shape (n_classes, n_classes)
+        Counts: row ``i``, column ``j`` holds the examples of class ``i``
+        predicted as class ``j``. Rows that sum to zero (classes absent from
+        the data) are left out of the mean.
+
+    Returns
+    -------
+    score : float
+        The balanced accuracy, in ``[0, 1]``.
+
+    References
+    ----------
+    .. [1] K. H. Brodersen, C. S. Ong, K. E. Stephan and J. M. Buhmann, "The
+       balanced accuracy and its posterior distribution", ICPR 2010,
+       pp. 3121-3124.
+    .. [2] scikit-learn documentation, "sklearn.metrics.balanced_accuracy_score",
+       https://scikit-learn.org/stable/modules/model_evaluation.html#balanced-accuracy-score.
 
     Examples
     --------
@@ -82,7 +122,27 @@ def switch_epoch(start: float, max_epochs: int) -> int:
     """Epoch index at which a deferred schedule switches on.
 
     ``start`` is a fraction of ``max_epochs`` when it is a float in ``[0, 1]``,
-    else an epoch number.
+    else an epoch number. The deferred schedules of Cao et al. [1]_ switch at
+    epoch 160 of 200.
+
+    Parameters
+    ----------
+    start : float or int
+        A fraction of ``max_epochs`` (a float in ``[0, 1]``) or an epoch
+        number (an int, or a float above 1).
+    max_epochs : int
+        The training budget the fraction refers to.
+
+    Returns
+    -------
+    epoch : int
+        The 0-based epoch from which the schedule is on.
+
+    References
+    ----------
+    .. [1] K. Cao, C. Wei, A. Gaidon, N. Arechiga and T. Ma, "Learning
+       Imbalanced Datasets with Label-Distribution-Aware Margin Loss",
+       NeurIPS 2019, arXiv:1906.07413.
 
     Examples
     --------
@@ -97,11 +157,12 @@ def switch_epoch(start: float, max_epochs: int) -> int:
 class WarmupStepLR(Callback):
     """Linear learning-rate warm-up, then step decays late in training.
 
-    The recipe of Cao et al. (2019) for CIFAR: warm up linearly over the first
-    5 of 200 epochs, multiply the rate by 0.01 at epoch 160 and by 0.0001 at
-    epoch 180. Here the epochs are fractions of ``max_epochs`` so the recipe
-    scales with the budget. The epoch is read from the net's history, so
-    ``partial_fit`` and a reloaded checkpoint continue the schedule.
+    The recipe of Cao et al. [1]_ for CIFAR: warm up linearly over the first
+    5 of 200 epochs (gradual warm-up as in Goyal et al. [2]_), multiply the
+    rate by 0.01 at epoch 160 and by 0.0001 at epoch 180. Here the epochs
+    are fractions of ``max_epochs`` so the recipe scales with the budget.
+    The epoch is read from the net's history, so ``partial_fit`` and a
+    reloaded checkpoint continue the schedule.
 
     Parameters
     ----------
@@ -110,6 +171,21 @@ class WarmupStepLR(Callback):
     milestones : tuple of (float, float) pairs, default=((0.8, 0.01), (0.9, 1e-4))
         ``(fraction of max_epochs, factor)``: from that epoch on the base rate
         is multiplied by ``factor``.
+
+    Attributes
+    ----------
+    warmup : float
+        The ``warmup`` parameter.
+    milestones : tuple of (float, float) pairs
+        The ``milestones`` parameter.
+
+    References
+    ----------
+    .. [1] K. Cao, C. Wei, A. Gaidon, N. Arechiga and T. Ma, "Learning
+       Imbalanced Datasets with Label-Distribution-Aware Margin Loss",
+       NeurIPS 2019, arXiv:1906.07413.
+    .. [2] P. Goyal et al., "Accurate, Large Minibatch SGD: Training ImageNet
+       in 1 Hour", 2017, arXiv:1706.02677.
 
     Examples
     --------
@@ -144,9 +220,9 @@ class ClassBalancing(Callback):
     """Re-weight the loss or re-sample the batches by class, from an epoch on.
 
     With ``start > 0`` this is the deferred re-weighting (DRW) or deferred
-    re-sampling (DRS) of Cao et al. (2019); with ``start=0`` plain
+    re-sampling (DRS) of Cao et al. [1]_; with ``start=0`` plain
     class-balanced re-weighting or re-sampling. Re-weighting copies
-    class-balanced weights (Cui et al., 2019) into the criterion's ``weight``
+    class-balanced weights (Cui et al. [2]_) into the criterion's ``weight``
     buffer in place, so the optimizer and its momentum are untouched.
     Re-sampling makes the batch iterator draw rows with probability
     proportional to ``1 / n_{y_i}``.
@@ -161,6 +237,23 @@ class ClassBalancing(Callback):
         Switch epoch: a fraction of ``max_epochs`` or an epoch number.
     beta : float, default=0.9999
         Effective-number hyper-parameter of the weights.
+
+    Attributes
+    ----------
+    mode : {"reweight", "resample"}
+        The ``mode`` parameter.
+    start : float or int
+        The ``start`` parameter.
+    beta : float
+        The ``beta`` parameter.
+
+    References
+    ----------
+    .. [1] K. Cao, C. Wei, A. Gaidon, N. Arechiga and T. Ma, "Learning
+       Imbalanced Datasets with Label-Distribution-Aware Margin Loss",
+       NeurIPS 2019, arXiv:1906.07413.
+    .. [2] Y. Cui, M. Jia, T.-Y. Lin, Y. Song and S. Belongie, "Class-Balanced
+       Loss Based on Effective Number of Samples", CVPR 2019, arXiv:1901.05555.
 
     Examples
     --------
@@ -202,13 +295,29 @@ class MetaWeightStats(Callback):
     """Record how learning-to-reweight spreads its example weights.
 
     Reads the ``weights`` that :class:`~ldam_sklearn.L2RWClassifier`'s
-    training step returns and records per epoch:
+    training step (learning to reweight examples [1]_) returns and records
+    per epoch:
 
     - ``meta_weight_per_class``: mean weight of each class's examples, times
       the batch size, so that 1.0 is the uniform weighting of plain training;
     - ``zero_weight_fraction``: fraction of examples that got weight 0;
     - ``zero_weight_steps``: steps in which every weight was 0, so the batch
       added no gradient.
+
+    Attributes
+    ----------
+    _sums, _counts : torch.Tensor of shape (n_classes,) or None
+        Running per-class sums of the scaled weights and numbers of examples
+        of the epoch; ``None`` until a training batch reports weights
+        (internal state, reset by ``on_epoch_begin``).
+    _zeros, _rows, _zero_steps : int
+        Examples with weight 0, examples seen and all-zero steps in the
+        epoch (internal state, reset by ``on_epoch_begin``).
+
+    References
+    ----------
+    .. [1] M. Ren, W. Zeng, B. Yang and R. Urtasun, "Learning to Reweight
+       Examples for Robust Deep Learning", ICML 2018, arXiv:1803.09050.
 
     Examples
     --------
@@ -253,7 +362,25 @@ class NonFiniteGuard(Callback):
     per epoch, since reading every parameter after each step would cost as
     much as the step itself for wide first layers (sparse text). Non-finite
     parameters give a non-finite loss at the next batch, so the epoch-end
-    check is what catches a blow-up in an epoch's last step.
+    check is what catches a blow-up in an epoch's last step. On overflow to
+    ``inf`` and ``nan`` in numerical optimisation see [1]_; the check runs as
+    a skorch callback [2]_.
+
+    Attributes
+    ----------
+    _batch : int
+        Training batches seen in the current epoch, named in the error
+        message (internal state, reset by ``on_epoch_begin``).
+
+    References
+    ----------
+    .. [1] I. Goodfellow, Y. Bengio and A. Courville, "Deep Learning", MIT
+       Press, 2016, Section 4.1 "Overflow and Underflow",
+       https://www.deeplearningbook.org.
+    .. [2] M. Tietz, T. J. Fan, D. Nouri, B. Bossan and skorch Developers,
+       "skorch: A scikit-learn compatible neural network library that uses
+       PyTorch", 2017, https://skorch.readthedocs.io (callbacks:
+       https://skorch.readthedocs.io/en/stable/user/callbacks.html).
 
     Examples
     --------

@@ -42,6 +42,20 @@ class ArrayDataset(torch.utils.data.Dataset):
         (unnormalised) probabilities instead of taking a permutation. The
         re-sampling schedules of :mod:`ldam_sklearn.callbacks` set it.
 
+    Notes
+    -----
+    A map-style :class:`torch.utils.data.Dataset` [1]_ used as skorch's
+    ``dataset`` [2]_, whose ``batch`` returns a whole batch at once.
+
+    References
+    ----------
+    .. [1] A. Paszke et al., "PyTorch: An Imperative Style, High-Performance
+       Deep Learning Library", NeurIPS 2019, arXiv:1912.01703 (data loading:
+       https://pytorch.org/docs/stable/data.html).
+    .. [2] M. Tietz, T. J. Fan, D. Nouri, B. Bossan and skorch Developers,
+       "skorch: A scikit-learn compatible neural network library that uses
+       PyTorch", 2017, https://skorch.readthedocs.io.
+
     Examples
     --------
     >>> import numpy as np
@@ -161,6 +175,32 @@ class BatchIterator:
         batch the same height, a row's prediction does not depend on how many
         rows were predicted with it. Callers drop the padded outputs.
 
+    Attributes
+    ----------
+    dataset : ArrayDataset
+        The data; a ``Subset`` given to the constructor is turned into an
+        :class:`ArrayDataset` of its rows.
+    batch_size : int
+        The ``batch_size`` parameter.
+    shuffle : bool
+        The ``shuffle`` parameter.
+    pad_last : bool
+        The ``pad_last`` parameter.
+
+    Notes
+    -----
+    It replaces :class:`torch.utils.data.DataLoader` [1]_ as skorch's
+    ``iterator_train`` and ``iterator_valid`` [2]_.
+
+    References
+    ----------
+    .. [1] A. Paszke et al., "PyTorch: An Imperative Style, High-Performance
+       Deep Learning Library", NeurIPS 2019, arXiv:1912.01703 (data loading:
+       https://pytorch.org/docs/stable/data.html).
+    .. [2] M. Tietz, T. J. Fan, D. Nouri, B. Bossan and skorch Developers,
+       "skorch: A scikit-learn compatible neural network library that uses
+       PyTorch", 2017, https://skorch.readthedocs.io.
+
     Examples
     --------
     >>> import numpy as np
@@ -221,11 +261,35 @@ def _pad_rows(X: torch.Tensor, n_rows: int) -> torch.Tensor:
 def unpack_target(y_batch):
     """Split a batch target into ``(labels, sample_weight_or_None)``.
 
+    Sample weights travel with the target, the way skorch's FAQ suggests
+    passing them [1]_.
+
+    Parameters
+    ----------
+    y_batch : torch.Tensor or tuple of (torch.Tensor, torch.Tensor)
+        The target of a batch from :meth:`ArrayDataset.batch`: class indices,
+        or ``(labels, weights)`` when the dataset has sample weights.
+
+    Returns
+    -------
+    labels : torch.Tensor of shape (batch_size,)
+        Class indices.
+    sample_weight : torch.Tensor of shape (batch_size,) or None
+        Per-example weights, or ``None`` when the batch has none.
+
+    References
+    ----------
+    .. [1] skorch documentation, FAQ, "I want to use sample_weight, how can I
+       do this?", https://skorch.readthedocs.io/en/stable/user/FAQ.html.
+
     Examples
     --------
     >>> import torch
     >>> unpack_target(torch.tensor([0, 1]))
     (tensor([0, 1]), None)
+    >>> labels, weights = unpack_target((torch.tensor([0, 1]), torch.tensor([0.5, 2.0])))
+    >>> weights.tolist()
+    [0.5, 2.0]
     """
     if isinstance(y_batch, (tuple, list)):
         return y_batch[0], y_batch[1]

@@ -236,6 +236,18 @@ def get_data_home(data_home: str | os.PathLike | None = None) -> Path:
     data_home : pathlib.Path
         The (existing) cache folder.
 
+    See Also
+    --------
+    sklearn.datasets.get_data_home : scikit-learn's counterpart [1]_, which
+        imbalanced-learn's data sets use.
+
+    References
+    ----------
+    .. [1] scikit-learn documentation, "sklearn.datasets.get_data_home",
+       https://scikit-learn.org/stable/modules/generated/sklearn.datasets.get_data_home.html;
+       F. Pedregosa et al., "Scikit-learn: Machine Learning in Python",
+       JMLR 12, pp. 2825-2830, 2011.
+
     Examples
     --------
     >>> import tempfile

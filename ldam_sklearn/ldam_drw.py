@@ -191,4 +191,3 @@ class LDAMDRWClassifier(BaseNetClassifier):
         balancing = ("class_balancing", ClassBalancing(mode, start=start, beta=self.beta))
         # Before print_log, so that its table shows this epoch's entries.
         return callbacks[:-1] + [balancing] + callbacks[-1:]
-

@@ -135,6 +135,22 @@ def select_method(module: nn.Module, method: str = "auto") -> str:
         If ``method`` is unknown, or ``"layerwise"`` is requested for a module
         that does not qualify.
 
+    Notes
+    -----
+    All routes compute the example weights of Ren et al. [1]_. The
+    ``"layerwise"`` route uses the outer-product form of a linear layer's
+    per-example gradients [2]_; ``"jvp"`` uses forward-mode differentiation,
+    :func:`torch.func.jvp` [3]_.
+
+    References
+    ----------
+    .. [1] M. Ren, W. Zeng, B. Yang and R. Urtasun, "Learning to Reweight
+       Examples for Robust Deep Learning", ICML 2018, arXiv:1803.09050.
+    .. [2] I. Goodfellow, "Efficient Per-Example Gradient Computations", 2015,
+       arXiv:1510.01799.
+    .. [3] PyTorch documentation, "torch.func.jvp",
+       https://pytorch.org/docs/stable/generated/torch.func.jvp.html.
+
     Examples
     --------
     >>> from torch import nn

@@ -43,6 +43,26 @@ DATASETS = {
 class ComparisonData:
     """A training set, a held-out test set and the preprocessing of a run.
 
+    The preprocessor is fitted inside each method's pipeline, on the training
+    rows only, as scikit-learn's pipelines [1]_ and imbalanced-learn's [2]_
+    (with a sampler) do.
+
+    Parameters
+    ----------
+    name : str
+        Short name of the data set, used in titles.
+    description : str
+        One line on how the data was built.
+    X_train, y_train, X_test, y_test : array-like
+        Raw features (array or DataFrame/Series) and labels of the training
+        and test sets.
+    preprocessor : estimator
+        Unfitted transformer turning the features into the network's input.
+    sparse : bool, default=False
+        Whether ``preprocessor`` outputs a sparse matrix (TF-IDF).
+    config : dict, default={}
+        How the data was made, for the report.
+
     Attributes
     ----------
     name : str
@@ -59,6 +79,31 @@ class ComparisonData:
         Whether ``preprocessor`` outputs a sparse matrix (TF-IDF).
     config : dict
         How the data was made (source, path, columns, ratios), for the report.
+
+    References
+    ----------
+    .. [1] F. Pedregosa et al., "Scikit-learn: Machine Learning in Python",
+       JMLR 12, pp. 2825-2830, 2011.
+    .. [2] G. Lemaître, F. Nogueira and C. K. Aridas, "Imbalanced-learn: A
+       Python Toolbox to Tackle the Curse of Imbalanced Datasets in Machine
+       Learning", JMLR 18(17), 2017.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from sklearn.preprocessing import StandardScaler
+    >>> from ldam_sklearn.compare import ComparisonData
+    >>> data = ComparisonData(
+    ...     name="toy",
+    ...     description="four training rows, two test rows",
+    ...     X_train=np.arange(8.0).reshape(4, 2),
+    ...     y_train=np.array([0, 0, 0, 1]),
+    ...     X_test=np.arange(4.0).reshape(2, 2),
+    ...     y_test=np.array([0, 1]),
+    ...     preprocessor=StandardScaler(),
+    ... )
+    >>> data.sparse, data.config
+    (False, {})
     """
 
     name: str
@@ -149,7 +194,7 @@ def load_generated(
 ) -> ComparisonData:
     """Long-tailed training set from a balanced data set, with a balanced test set.
 
-    The training set follows the construction of Cao et al. (2019), see
+    The training set follows the construction of Cao et al. [1]_, see
     :func:`ldam_sklearn.datasets.make_long_tailed`; the test set is left
     (roughly) balanced, so that balanced accuracy and plain accuracy agree.
 
@@ -177,6 +222,25 @@ def load_generated(
     ValueError
         If ``name`` is unknown (the message lists the valid names) or the
         ratio or profile is invalid.
+
+    References
+    ----------
+    .. [1] K. Cao, C. Wei, A. Gaidon, N. Arechiga and T. Ma, "Learning
+       Imbalanced Datasets with Label-Distribution-Aware Margin Loss",
+       NeurIPS 2019, arXiv:1906.07413.
+    .. [2] S. Greydanus, "Scaling down Deep Learning", 2020,
+       arXiv:2011.14439 (MNIST-1D).
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ldam_sklearn.compare import load_generated
+    >>> data = load_generated("digits", imbalance_ratio=10)
+    >>> counts = np.bincount(data.y_train)
+    >>> bool(counts[0] > counts[-1]), np.unique(data.y_test).size
+    (True, 10)
+    >>> data.config["profile"], type(data.preprocessor).__name__
+    ('exp', 'StandardScaler')
     """
     if name not in DATASETS:
         raise ValueError(f"unknown dataset {name!r}; choose one of: {', '.join(DATASETS)}.")
@@ -271,6 +335,37 @@ def load_csv(
     ValueError
         If a column is missing (the message lists the columns), the target
         is continuous or has one class, or a class has a single row.
+
+    Notes
+    -----
+    The preprocessing uses scikit-learn's ``SimpleImputer``,
+    ``StandardScaler``, ``OneHotEncoder``, ``ColumnTransformer`` and
+    ``TfidfVectorizer`` [1]_.
+
+    References
+    ----------
+    .. [1] F. Pedregosa et al., "Scikit-learn: Machine Learning in Python",
+       JMLR 12, pp. 2825-2830, 2011.
+
+    Examples
+    --------
+    >>> import tempfile
+    >>> from pathlib import Path
+    >>> import pandas as pd
+    >>> from ldam_sklearn.compare import load_csv
+    >>> frame = pd.DataFrame(
+    ...     {"size": [1.0, 2.0, None, 4.0, 5.0, 6.0, 7.0, 8.0],
+    ...      "colour": ["red", "blue"] * 4,
+    ...      "label": ["a"] * 6 + ["b"] * 2}
+    ... )
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     path = Path(tmp) / "toy.csv"
+    ...     frame.to_csv(path, index=False)
+    ...     data = load_csv(path, "label", test_size=0.25)
+    >>> data.name, data.X_train.shape, data.X_test.shape
+    ('toy', (6, 2), (2, 2))
+    >>> data.config["features"]
+    {'numeric': ['size'], 'categorical': ['colour']}
     """
     path = Path(path)
     if not path.is_file():
@@ -339,6 +434,32 @@ def load_imblearn(
         If the data set is not cached; the message gives the expected file.
     ValueError
         If ``name`` is not one of imbalanced-learn's data sets.
+
+    Notes
+    -----
+    The 27 benchmark data sets of imbalanced-learn [1]_, hosted on Zenodo;
+    they are read from the local cache only, never downloaded.
+
+    References
+    ----------
+    .. [1] G. Lemaître, F. Nogueira and C. K. Aridas, "Imbalanced-learn: A
+       Python Toolbox to Tackle the Curse of Imbalanced Datasets in Machine
+       Learning", JMLR 18(17), 2017.
+
+    Examples
+    --------
+    Without a cached copy the error names the file to provide (with the
+    data cached, ``load_imblearn("ecoli")`` returns a
+    :class:`ComparisonData`):
+
+    >>> import tempfile
+    >>> from ldam_sklearn.compare import load_imblearn
+    >>> with tempfile.TemporaryDirectory() as tmp:
+    ...     try:
+    ...         load_imblearn("ecoli", data_home=tmp)
+    ...     except FileNotFoundError as exc:
+    ...         print("is not cached" in str(exc), "x1data.npz" in str(exc))
+    True True
     """
     data_home = None if data_home is None else str(data_home)  # imblearn takes str only
     try:

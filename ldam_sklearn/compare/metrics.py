@@ -23,6 +23,9 @@ SCORES = ("balanced_accuracy", "macro_f1", "g_mean", "many_shot", "medium_shot",
 def shot_groups(class_counts: np.ndarray) -> dict[str, np.ndarray]:
     """Boolean masks of the many-, medium- and few-shot classes.
 
+    The split of Liu et al. [1]_, the usual one in long-tail evaluation (see
+    Kang et al. [2]_).
+
     Parameters
     ----------
     class_counts : array-like of shape (n_classes,)
@@ -34,6 +37,15 @@ def shot_groups(class_counts: np.ndarray) -> dict[str, np.ndarray]:
         ``many_shot`` (more than :data:`MANY_SHOT_MIN` samples), ``medium_shot``
         and ``few_shot`` (fewer than :data:`FEW_SHOT_MAX`), each of shape
         (n_classes,).
+
+    References
+    ----------
+    .. [1] Z. Liu, Z. Miao, X. Zhan, J. Wang, B. Gong and S. X. Yu,
+       "Large-Scale Long-Tailed Recognition in an Open World", CVPR 2019,
+       arXiv:1904.05160.
+    .. [2] B. Kang, S. Xie, M. Rohrbach, Z. Yan, A. Gordo, J. Feng and
+       Y. Kalantidis, "Decoupling Representation and Classifier for
+       Long-Tailed Recognition", ICLR 2020, arXiv:1910.09217.
 
     Examples
     --------
@@ -52,6 +64,10 @@ def shot_groups(class_counts: np.ndarray) -> dict[str, np.ndarray]:
 def score(y_true, y_pred, classes: np.ndarray, class_counts: np.ndarray) -> dict[str, Any]:
     """Test-set scores of one fitted model.
 
+    Balanced accuracy [1]_, macro-F1, the G-mean of Kubat and Matwin [2]_
+    (computed by imbalanced-learn [3]_) and the mean recall of the
+    many-, medium- and few-shot classes of :func:`shot_groups` [4]_.
+
     Parameters
     ----------
     y_true, y_pred : array-like of shape (n_samples,)
@@ -68,6 +84,33 @@ def score(y_true, y_pred, classes: np.ndarray, class_counts: np.ndarray) -> dict
         per-class recalls), ``many_shot`` / ``medium_shot`` / ``few_shot``
         (mean recall of those classes, None when there are none) and
         ``per_class_recall`` (in the order of ``classes``).
+
+    References
+    ----------
+    .. [1] K. H. Brodersen, C. S. Ong, K. E. Stephan and J. M. Buhmann, "The
+       balanced accuracy and its posterior distribution", ICPR 2010,
+       pp. 3121-3124.
+    .. [2] M. Kubat and S. Matwin, "Addressing the Curse of Imbalanced
+       Training Sets: One-Sided Selection", ICML 1997, pp. 179-186.
+    .. [3] G. Lemaître, F. Nogueira and C. K. Aridas, "Imbalanced-learn: A
+       Python Toolbox to Tackle the Curse of Imbalanced Datasets in Machine
+       Learning", JMLR 18(17), 2017.
+    .. [4] B. Kang, S. Xie, M. Rohrbach, Z. Yan, A. Gordo, J. Feng and
+       Y. Kalantidis, "Decoupling Representation and Classifier for
+       Long-Tailed Recognition", ICLR 2020, arXiv:1910.09217.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> from ldam_sklearn.compare import score
+    >>> scores = score(
+    ...     [0, 0, 1, 1], [0, 1, 1, 1], classes=np.array([0, 1]), class_counts=np.array([150, 10])
+    ... )
+    >>> sorted(scores)
+    ['balanced_accuracy', 'few_shot', 'g_mean', 'macro_f1', 'many_shot', \
+'medium_shot', 'per_class_recall']
+    >>> scores["balanced_accuracy"], scores["per_class_recall"], scores["medium_shot"]
+    (0.75, [0.5, 1.0], None)
     """
     recall = recall_score(y_true, y_pred, labels=classes, average=None, zero_division=0.0)
     scores = {

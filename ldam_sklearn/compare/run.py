@@ -209,10 +209,12 @@ def run_comparison(
     """Fit and score each method for seeds ``0 .. seeds - 1``.
 
     Each run fits ``preprocessing -> [sampler] -> classifier`` in an
-    imbalanced-learn pipeline on the training set and scores it on the test
-    set. A method that cannot run on this data (SMOTE with a one-sample class,
-    gradient boosting on sparse text) is reported as skipped; one whose fit
-    raises is reported as failed with the error, and the others still run.
+    imbalanced-learn pipeline [3]_ on the training set and scores it on the
+    test set. The methods include LDAM-DRW and its baselines [1]_ and
+    learning to reweight examples [2]_. A method that cannot run on this
+    data (SMOTE with a one-sample class, gradient boosting on sparse text) is
+    reported as skipped; one whose fit raises is reported as failed with the
+    error, and the others still run.
 
     Parameters
     ----------
@@ -247,6 +249,31 @@ def run_comparison(
     ValueError
         If a method name is unknown (the message lists the valid ones) or
         ``seeds < 1``.
+
+    References
+    ----------
+    .. [1] K. Cao, C. Wei, A. Gaidon, N. Arechiga and T. Ma, "Learning
+       Imbalanced Datasets with Label-Distribution-Aware Margin Loss",
+       NeurIPS 2019, arXiv:1906.07413.
+    .. [2] M. Ren, W. Zeng, B. Yang and R. Urtasun, "Learning to Reweight
+       Examples for Robust Deep Learning", ICML 2018, arXiv:1803.09050.
+    .. [3] G. Lemaître, F. Nogueira and C. K. Aridas, "Imbalanced-learn: A
+       Python Toolbox to Tackle the Curse of Imbalanced Datasets in Machine
+       Learning", JMLR 18(17), 2017.
+
+    Examples
+    --------
+    >>> from ldam_sklearn.compare import NetSettings, load_generated, run_comparison
+    >>> data = load_generated("digits", imbalance_ratio=10)
+    >>> report = run_comparison(
+    ...     data, ["erm", "logreg"], settings=NetSettings(epochs=1, hidden=(16,)), progress=False
+    ... )
+    >>> sorted(report)
+    ['config', 'created', 'data', 'methods', 'schema_version', 'versions']
+    >>> {name: entry["status"] for name, entry in report["methods"].items()}
+    {'erm': 'ok', 'logreg': 'ok'}
+    >>> 0 <= report["methods"]["erm"]["summary"]["balanced_accuracy"]["mean"] <= 1
+    True
     """
     unknown = [name for name in methods if name not in METHODS]
     if unknown:

@@ -17,6 +17,19 @@ def all_estimators() -> list[tuple[str, type]]:
     Returns
     -------
     estimators : list of (name, class) tuples
+        Every public, non-abstract subclass of scikit-learn's ``BaseEstimator``
+        defined in the package, except ``Base*`` classes.
+
+    See Also
+    --------
+    sklearn.utils.discovery.all_estimators : The same for scikit-learn [1]_.
+
+    References
+    ----------
+    .. [1] scikit-learn documentation, "sklearn.utils.discovery.all_estimators",
+       https://scikit-learn.org/stable/modules/generated/sklearn.utils.discovery.all_estimators.html;
+       F. Pedregosa et al., "Scikit-learn: Machine Learning in Python",
+       JMLR 12, pp. 2825-2830, 2011.
 
     Examples
     --------
