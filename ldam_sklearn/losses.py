@@ -208,12 +208,19 @@ def _rebuild_class_tensors(module: _ClassWeightedLoss, incompatible_keys) -> Non
     module.to(device)
 
 
+def _clamped(total_weight: torch.Tensor) -> torch.Tensor:
+    # A batch whose weights are all zero (zero sample weights) must add
+    # nothing rather than 0/0 = NaN, which would poison the parameters.
+    return total_weight.clamp_min(torch.finfo(total_weight.dtype).tiny)
+
+
 class _ClassWeightedLoss(nn.Module):
     """Per-example loss with per-class and per-sample weighting.
 
     Subclasses change the logits through :meth:`_adjust` (cross-entropy on
-    adjusted logits), or replace :meth:`_per_example_loss` altogether.  The
-    weighting and the reduction live only in :meth:`forward`.
+    adjusted logits), or replace :meth:`_per_example_loss` and its
+    class-weighted reduction :meth:`_class_weighted_loss` altogether.  The weighting
+    and the reduction live only in :meth:`forward`.
     """
 
     weight: torch.Tensor
@@ -248,6 +255,7 @@ class _ClassWeightedLoss(nn.Module):
             if not bool(torch.isfinite(weight).all() and (weight >= 0).all()):
                 raise ValueError(f"weight must be finite and >= 0, got {weight.tolist()}.")
         self.register_buffer("weight", weight)
+        self._positive_for: tuple = (None, None, None)
         # Saved with the weights (skorch's f_criterion), so a loaded criterion
         # carries the class distribution it was trained with; the tensors
         # derived from it are rebuilt after loading.
@@ -272,6 +280,31 @@ class _ClassWeightedLoss(nn.Module):
     def _per_example_loss(self, input: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         """Return the unweighted loss of each example, shape (n_samples,)."""
         return F.cross_entropy(self._adjust(input, target), target, reduction="none")
+
+    def _class_weighted_loss(
+        self, input: torch.Tensor, target: torch.Tensor, reduction: str
+    ) -> torch.Tensor:
+        """Return ``sum_i w_i * loss_i`` (``"sum"``) or its weighted mean
+        (``"mean"``), ``w_i = weight[target_i]``; the mean only for batches
+        whose weights do not all vanish."""
+        # One fused kernel instead of per-example losses, a gather and a
+        # product: the unweighted training step is the hot path, and each
+        # separate small op costs tens of microseconds between its kernels.
+        return F.cross_entropy(
+            self._adjust(input, target), target, weight=self.weight, reduction=reduction
+        )
+
+    def _weights_positive(self) -> bool:
+        """Whether every class weight is > 0, re-read only when ``weight`` changed."""
+        # Keyed on the tensor and its in-place version counter, so that DRW's
+        # copy_ into the buffer, load_state_dict and .to() are all noticed
+        # without reading the buffer (a device sync) on every batch.
+        weight = self.weight
+        seen, version, positive = self._positive_for
+        if seen is not weight or version != weight._version:
+            positive = bool((weight > 0).all())
+            self._positive_for = (weight, weight._version, positive)
+        return positive
 
     def forward(
         self,
@@ -323,6 +356,13 @@ class _ClassWeightedLoss(nn.Module):
             raise ValueError(f"target must hold integer class indices, got dtype {target.dtype}.")
         # gather/cross_entropy need int64 indices; this is a no-op for them.
         target = target.long()
+        if sample_weight is None and self.reduction != "none":
+            if self.reduction == "mean" and self._weights_positive():
+                return self._class_weighted_loss(input, target, "mean")
+            total = self._class_weighted_loss(input, target, "sum")
+            if self.reduction == "sum":
+                return total
+            return total / _clamped(self.weight[target].sum())
         losses = self._per_example_loss(input, target)
         weights = self.weight[target].to(losses.dtype)
         if sample_weight is not None:
@@ -338,9 +378,7 @@ class _ClassWeightedLoss(nn.Module):
             return weighted
         if self.reduction == "sum":
             return weighted.sum()
-        # A batch whose weights are all zero (zero sample weights) must add
-        # nothing rather than 0/0 = NaN, which would poison the parameters.
-        return weighted.sum() / weights.sum().clamp_min(torch.finfo(weights.dtype).tiny)
+        return weighted.sum() / _clamped(weights.sum())
 
 
 class CrossEntropyLoss(_ClassWeightedLoss):
@@ -547,6 +585,13 @@ class FocalLoss(_ClassWeightedLoss):
         one_minus_pt = -torch.expm1(log_pt)
         tiny = torch.finfo(one_minus_pt.dtype).tiny
         return -one_minus_pt.clamp(min=tiny).pow(self.gamma) * log_pt
+
+    def _class_weighted_loss(
+        self, input: torch.Tensor, target: torch.Tensor, reduction: str
+    ) -> torch.Tensor:
+        weights = self.weight[target]
+        total = (self._per_example_loss(input, target) * weights).sum()
+        return total if reduction == "sum" else total / weights.sum()
 
 
 class LogitAdjustedLoss(_ClassWeightedLoss):

@@ -9,9 +9,10 @@ import scipy.sparse as sp
 import torch
 from sklearn.base import clone
 from sklearn.exceptions import NotFittedError
+from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from ldam_sklearn import LDAMDRWClassifier
+from ldam_sklearn import LDAMDRWClassifier, base
 from ldam_sklearn.base import resolve_device
 
 FAST = {"max_epochs": 5, "random_state": 0, "module__hidden_layer_sizes": (32,)}
@@ -321,3 +322,19 @@ def test_initialize_before_fit_needs_the_labels():
     clf = LDAMDRWClassifier(module__n_features=3, module__n_classes=2).initialize()
     assert clf.classes_.tolist() == [0, 1]
     assert clf.predict_proba(np.zeros((2, 3))).shape == (2, 2)
+
+
+@pytest.mark.parametrize("block_elements", [1 << 22, 7])
+def test_input_statistics_match_standard_scaler(block_elements, monkeypatch):
+    # Several blocks (7 elements: 2 rows of 3 features) must give the same
+    # statistics as one; a constant feature keeps scale 1, as in StandardScaler.
+    monkeypatch.setattr(base, "_STATS_ELEMENTS", block_elements)
+    rng = np.random.default_rng(0)
+    X = np.column_stack(
+        [rng.normal(100.0, 3.0, 501), rng.normal(0.0, 1e-3, 501), np.full(501, 5.0)]
+    ).astype(np.float32)
+    y = np.arange(501) % 2
+    clf = LDAMDRWClassifier(max_epochs=0).fit(X, y)
+    scaler = StandardScaler().fit(X.astype(np.float64))
+    np.testing.assert_allclose(clf.module_.input_mean.numpy(), scaler.mean_, rtol=1e-6)
+    np.testing.assert_allclose(clf.module_.input_scale.numpy(), scaler.scale_, rtol=1e-4)

@@ -447,6 +447,31 @@ def test_in_place_weight_update_changes_loss(cls, batch):
     torch.testing.assert_close(after, expected)
 
 
+@pytest.mark.parametrize("cls", ALL_LOSS_CLASSES)
+@pytest.mark.parametrize("use_sample_weight", [False, True], ids=["no_sw", "sw"])
+def test_batch_with_zero_total_weight_adds_nothing(cls, use_sample_weight, batch):
+    # Only classes 0 and 1 in the batch, both with class weight 0: the mean
+    # must be 0 with a zero gradient, not 0/0 = NaN, with or without
+    # sample weights (the two take different code paths).
+    z, y = batch
+    zt, yt = to_torch(z, y % 2)
+    zt.requires_grad_(True)
+    kwargs = {"sample_weight": torch.ones(len(yt))} if use_sample_weight else {}
+    loss_fn = cls(COUNTS)
+    assert loss_fn(zt, yt, **kwargs).item() > 0
+    # Written in place after a first use, as the DRW switch writes weights.
+    loss_fn.weight.copy_(torch.tensor([0.0, 0.0, 1.0, 1.0, 1.0]))
+    loss = loss_fn(zt, yt, **kwargs)
+    loss.backward()
+    assert loss.item() == 0.0
+    assert torch.equal(zt.grad, torch.zeros_like(zt))
+    # And a replaced buffer is noticed too.
+    loss_fn.weight = torch.ones(N_CLASSES)
+    assert loss_fn(zt.detach(), yt, **kwargs).item() > 0
+    loss_fn.weight = torch.tensor([0.0, 0.0, 1.0, 1.0, 1.0])
+    assert loss_fn(zt.detach(), yt, **kwargs).item() == 0.0
+
+
 def test_weight_is_copied_from_caller():
     user_w = torch.ones(N_CLASSES)
     loss_fn = CrossEntropyLoss(COUNTS, weight=user_w)
