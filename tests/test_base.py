@@ -324,7 +324,7 @@ def test_initialize_before_fit_needs_the_labels():
     assert clf.predict_proba(np.zeros((2, 3))).shape == (2, 2)
 
 
-@pytest.mark.parametrize("block_elements", [1 << 22, 7])
+@pytest.mark.parametrize("block_elements", [1 << 19, 7])
 def test_input_statistics_match_standard_scaler(block_elements, monkeypatch):
     # Several blocks (7 elements: 2 rows of 3 features) must give the same
     # statistics as one; a constant feature keeps scale 1, as in StandardScaler.
