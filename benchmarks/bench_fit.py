@@ -19,8 +19,7 @@ over tensors made beforehand; plain skorch's is its ``fit`` with its default
 
 ``precision="bf16"`` runs the forward pass and the loss under
 ``torch.autocast(dtype=torch.bfloat16)`` in all three (CUDA rows of the suite;
-the estimator gets it from a benchmark-local subclass until the package has a
-``precision`` parameter).
+the estimator through its ``precision`` parameter).
 
 Run ``python benchmarks/bench_fit.py`` (``--quick`` for a smoke run).
 """
@@ -107,27 +106,12 @@ def hand_written_loop(
     return (time.perf_counter() - start) / epochs
 
 
-class _AutocastLDAMDRW(LDAMDRWClassifier):
-    """The estimator with its forward pass under bf16 autocast (the proposed ``precision``)."""
-
-    def infer(self, x, **fit_params):
-        with torch.autocast(self.device_.type, dtype=torch.bfloat16):
-            out = super().infer(x, **fit_params)
-        return out.float()
-
-
 def estimator(loss: str = "ce", precision: str = "fp32", **params):
     """The estimator as benchmarked: ``loss="ce"`` is ERM, ``"ldam"`` the default LDAM-DRW."""
-    schedule = "none" if loss == "ce" else "drw"
-    cls = LDAMDRWClassifier
-    if precision == "bf16":
-        if "precision" in LDAMDRWClassifier().get_params():
-            params["precision"] = "bf16"
-        else:
-            cls = _AutocastLDAMDRW
-    return cls(
+    return LDAMDRWClassifier(
         loss=loss,
-        schedule=schedule,
+        schedule="none" if loss == "ce" else "drw",
+        precision=precision,
         lr=SGD["lr"],
         module__hidden_layer_sizes=HIDDEN,
         random_state=0,

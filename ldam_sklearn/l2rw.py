@@ -277,17 +277,18 @@ class L2RWClassifier(BaseNetClassifier):
         Xi, yi = batch
         labels, sample_weight = unpack_target(yi)
         X_meta, y_meta = self._meta_batch
-        loss, weights, logits = meta_weighted_loss(
-            self.module_,
-            Xi,
-            labels,
-            X_meta,
-            y_meta,
-            self.criterion_,
-            method=self.weight_method,
-            sample_weight=sample_weight,
-            weighting=self.weighting,
-        )
+        with self._autocast():
+            loss, weights, logits = meta_weighted_loss(
+                self.module_,
+                Xi,
+                labels,
+                X_meta,
+                y_meta,
+                self.criterion_,
+                method=self.weight_method,
+                sample_weight=sample_weight,
+                weighting=self.weighting,
+            )
         loss.backward()
         return {"loss": loss, "y_pred": logits, "weights": weights}
 

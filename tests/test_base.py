@@ -12,7 +12,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from ldam_sklearn import LDAMDRWClassifier, base
+from ldam_sklearn import L2RWClassifier, LDAMDRWClassifier, base
 from ldam_sklearn.base import resolve_device
 
 FAST = {"max_epochs": 5, "random_state": 0, "module__hidden_layer_sizes": (32,)}
@@ -338,3 +338,32 @@ def test_input_statistics_match_standard_scaler(block_elements, monkeypatch):
     scaler = StandardScaler().fit(X.astype(np.float64))
     np.testing.assert_allclose(clf.module_.input_mean.numpy(), scaler.mean_, rtol=1e-6)
     np.testing.assert_allclose(clf.module_.input_scale.numpy(), scaler.scale_, rtol=1e-4)
+
+
+@pytest.mark.parametrize("Estimator", [LDAMDRWClassifier, L2RWClassifier])
+def test_bf16_precision_runs_the_module_under_autocast(Estimator, imbalanced_data):
+    X, y = imbalanced_data
+    seen = []
+
+    def record_dtype(module, inputs, output):
+        seen.append(output.dtype)
+
+    clf = Estimator(**FAST, precision="bf16").fit(X, y)
+    clf.module_.body[0].register_forward_hook(record_dtype)
+    clf.partial_fit(X, y)
+    proba = clf.predict_proba(X)
+    # The hidden layer ran in bfloat16, in training and in prediction ...
+    assert seen and set(seen) == {torch.bfloat16}
+    # ... while what leaves the network stays float32 / float64.
+    assert clf.infer(torch.as_tensor(X[:4], dtype=torch.float32)).dtype == torch.float32
+    np.testing.assert_allclose(proba.sum(axis=1), 1.0)
+    full = Estimator(**FAST).fit(X, y)
+    assert (clf.predict(X) == full.predict(X)).mean() > 0.8
+
+
+def test_unknown_precision_lists_the_choices(imbalanced_data):
+    X, y = imbalanced_data
+    with pytest.raises(
+        ValueError, match=r"precision='fp16' is not valid; choose one of \['bf16', 'fp32'\]"
+    ):
+        LDAMDRWClassifier(precision="fp16").fit(X, y)
