@@ -61,6 +61,11 @@ def methods(epochs: int) -> dict:
         "l2rw_sign": lambda lr, seed: L2RWClassifier(
             weighting="sign", lr=lr, random_state=seed, **common
         ),
+        # ERM trains on every row, the meta rows included; on long-tailed
+        # data those are most of the rare classes' rows.
+        "l2rw_sign_train_on_meta": lambda lr, seed: L2RWClassifier(
+            weighting="sign", train_on_meta=True, lr=lr, random_state=seed, **common
+        ),
     }
 
 
