@@ -1,24 +1,28 @@
 """Sparse input: time per epoch against n_features and nnz, and peak memory on TF-IDF.
 
-Two measurements:
+Two measurements of ``LDAMDRWClassifier`` with its defaults on sparse input
+(``"shipped"``: the default MLP's first layer is a
+:class:`ldam_sklearn.modules.SparseLinear`, an ``nn.EmbeddingBag(mode="sum",
+sparse=True)`` read from the batch's non-zeros, and the default
+:class:`ldam_sklearn.optim.SGD` updates the rows of its sparse gradient
+lazily):
 
 1. **Scaling** on synthetic CSR matrices with a fixed number of non-zeros per
-   row: time per epoch of 20,000 rows (measured on 40 batches and scaled) of
-   ``LDAMDRWClassifier`` at 10,000, 100,000 and 1,000,000 features with
-   equal non-zeros (it should not grow with the number of features), and at
-   2x the non-zeros (it should grow with them). The estimator as shipped
-   (each batch becomes a torch sparse COO tensor fed to ``nn.Linear``, whose
-   weight gradient is a dense ``n_features x hidden`` matrix) is measured
-   next to a prototype first layer, :class:`EmbeddingBagMLP`
-   (``nn.EmbeddingBag(mode="sum", per_sample_weights=..., sparse=True)``:
-   sparse gradient, and a lazy Adam update of the touched rows only by
-   :class:`SparseAwareAdam`), plugged in through the estimator's ordinary
-   ``module=`` and ``optimizer=`` parameters.
+   row: time per epoch of 20,000 rows (measured on 40 batches and scaled) at
+   10,000, 100,000 and 1,000,000 features with equal non-zeros (it should
+   not grow with the number of features), and at 2x the non-zeros (it should
+   grow with them).
 2. **Memory** on TF-IDF of 20,000 synthetic documents (about 147,000
-   features), measured by ``bench_text_memory.run`` in a fresh process so
-   that what earlier benchmarks allocated does not count: peak resident set
-   size of the whole process and its growth during ``fit``, against the size
-   the dense float32 matrix would have.
+   features), with ``bench_text_memory``'s corpus and meter, in a fresh
+   process so that what earlier benchmarks allocated does not count: peak
+   resident set size of the whole process and its growth during ``fit``,
+   against the size the dense float32 matrix would have.
+
+``--variants shipped linear`` adds ``"linear"``, the same estimator with
+``module__sparse_input=False``: ``nn.Linear`` on sparse COO batches, whose
+weight gradient is a dense ``n_features x hidden`` matrix (the path before
+``SparseLinear``; optimizers without sparse gradients still take it), for a
+before/after comparison. It takes minutes at 1,000,000 features.
 
 Run ``python benchmarks/bench_sparse.py`` (``--quick`` for a smoke run).
 """
@@ -27,7 +31,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import os
 import statistics
 import subprocess
@@ -35,16 +38,15 @@ import sys
 
 import numpy as np
 import scipy.sparse as sp
-import torch
-from torch import nn
 
 from ldam_sklearn import LDAMDRWClassifier
-from ldam_sklearn.modules import CosineLinear
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 HIDDEN = (16,)  # as in bench_text_memory: a wide sparse first layer, a narrow network
 BATCH = 128
-VARIANTS = ("shipped", "embedding_bag")
+VARIANTS = ("shipped",)
+#: Every variant :func:`_estimator` knows; ``"linear"`` is opt-in.
+ALL_VARIANTS = ("shipped", "linear")
 
 
 def make_sparse(n_rows, n_features, nnz_per_row, n_classes=10, seed=0):
@@ -60,122 +62,29 @@ def make_sparse(n_rows, n_features, nnz_per_row, n_classes=10, seed=0):
     return X, y
 
 
-class EmbeddingBagMLP(nn.Module):
-    """Prototype of a sparse-aware default network (a proposal, not package code).
-
-    Same function as :class:`ldam_sklearn.modules.MLP` (``relu(X W + b)``
-    then the remaining layers), but the first layer is an
-    ``nn.EmbeddingBag(mode="sum")`` that reads a batch's non-zeros as
-    ``(column indices, offsets, per_sample_weights=values)``: forward and
-    backward cost O(nnz x hidden), and with ``sparse=True`` the weight
-    gradient holds only the touched rows instead of a dense
-    ``n_features x hidden`` matrix. Dense batches take ``X @ W``.
-    """
-
-    def __init__(
-        self, n_features, n_classes, hidden_layer_sizes=(256, 256), cosine_head=False, sparse=True
-    ):
-        super().__init__()
-        width = hidden_layer_sizes[0]
-        self.first = nn.EmbeddingBag(n_features, width, mode="sum", sparse=sparse)
-        bound = 1 / math.sqrt(n_features)  # nn.Linear's initialisation
-        nn.init.uniform_(self.first.weight, -bound, bound)
-        self.first_bias = nn.Parameter(torch.empty(width).uniform_(-bound, bound))
-        layers: list[nn.Module] = [nn.ReLU()]
-        for size in hidden_layer_sizes[1:]:
-            layers += [nn.Linear(width, size), nn.ReLU()]
-            width = size
-        self.body = nn.Sequential(*layers)
-        self.head = CosineLinear(width, n_classes) if cosine_head else nn.Linear(width, n_classes)
-
-    def forward(self, X):
-        if X.layout == torch.sparse_coo:
-            # The data path delivers coalesced COO batches: row indices sorted.
-            rows, cols = X._indices()
-            offsets = torch.searchsorted(rows, torch.arange(X.shape[0], device=rows.device))
-            h = self.first(cols, offsets, per_sample_weights=X._values())
-        else:
-            h = X @ self.first.weight
-        return self.head(self.body(h + self.first_bias))
-
-
-class SparseAwareAdam(torch.optim.Optimizer):
-    """Adam for dense gradients, SparseAdam's lazy update for sparse ones.
-
-    A sparse gradient updates the moments and the values of its rows only
-    (``torch.optim.SparseAdam``'s semantics), so a step costs
-    O(touched rows x width) instead of O(n_features x width).
-    """
-
-    def __init__(self, params, lr=1e-3, betas=(0.9, 0.999), eps=1e-8):
-        super().__init__(params, {"lr": lr, "betas": betas, "eps": eps})
-
-    @torch.no_grad()
-    def step(self, closure=None):
-        loss = None
-        if closure is not None:
-            with torch.enable_grad():
-                loss = closure()
-        for group in self.param_groups:
-            lr, (beta1, beta2), eps = group["lr"], group["betas"], group["eps"]
-            for p in group["params"]:
-                if p.grad is None:
-                    continue
-                state = self.state[p]
-                if not state:
-                    state["step"] = 0
-                    state["exp_avg"] = torch.zeros_like(p)
-                    state["exp_avg_sq"] = torch.zeros_like(p)
-                state["step"] += 1
-                m, v = state["exp_avg"], state["exp_avg_sq"]
-                correction1 = 1 - beta1 ** state["step"]
-                correction2 = 1 - beta2 ** state["step"]
-                grad = p.grad
-                if grad.is_sparse:
-                    grad = grad.coalesce()
-                    rows, values = grad._indices()[0], grad._values()
-                    m_rows = m[rows].mul_(beta1).add_(values, alpha=1 - beta1)
-                    v_rows = v[rows].mul_(beta2).addcmul_(values, values, value=1 - beta2)
-                    m[rows], v[rows] = m_rows, v_rows
-                    denom = (v_rows / correction2).sqrt_().add_(eps)
-                    p.index_add_(0, rows, m_rows / denom, alpha=-lr / correction1)
-                else:
-                    m.mul_(beta1).add_(grad, alpha=1 - beta1)
-                    v.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-                    denom = (v / correction2).sqrt_().add_(eps)
-                    p.addcdiv_(m, denom, value=-lr / correction1)
-        return loss
-
-
-def _estimator(variant, n_features, n_classes, epochs):
+def _estimator(variant, epochs):
+    """The package's defaults on sparse input; ``"linear"`` opts out of SparseLinear."""
     common = {
         "max_epochs": epochs,
         "batch_size": BATCH,
-        "lr": 1e-3,
+        "module__hidden_layer_sizes": HIDDEN,
         "device": "cpu",
         "random_state": 0,
     }
-    if variant == "shipped":  # the package as it is: nn.Linear on sparse COO batches
-        return LDAMDRWClassifier(
-            module__hidden_layer_sizes=HIDDEN, optimizer=torch.optim.Adam, **common
-        )
-    if variant == "embedding_bag":
-        return LDAMDRWClassifier(
-            module=EmbeddingBagMLP,
-            module__n_features=n_features,
-            module__n_classes=n_classes,
-            module__hidden_layer_sizes=HIDDEN,
-            module__cosine_head=True,  # what the default LDAM loss gets
-            optimizer=SparseAwareAdam,
-            **common,
-        )
-    raise ValueError(variant)
+    if variant == "shipped":  # SparseLinear first layer, lazy SGD with momentum
+        return LDAMDRWClassifier(**common)
+    if variant == "linear":  # nn.Linear on sparse COO batches, dense weight gradient
+        return LDAMDRWClassifier(module__sparse_input=False, **common)
+    raise ValueError(f"unknown variant {variant!r}; choose from {ALL_VARIANTS}")
 
 
 def epoch_seconds(X, y, variant, epochs=1):
     """Mean training time per epoch (skorch's EpochTimer), validation and set-up excluded."""
-    clf = _estimator(variant, X.shape[1], int(y.max()) + 1, epochs)
+    clf = _estimator(variant, epochs)
     clf.fit(X, y)
+    assert type(clf.module_.body[0]).__name__ == (
+        "SparseLinear" if variant == "shipped" else "Linear"
+    )
     return float(np.mean(clf.history[:, "dur"]))
 
 
@@ -192,8 +101,8 @@ def run_scaling(
 
     Every case trains on ``measured_rows`` rows (whole batches) and the time
     is scaled by ``n_rows / measured_rows``: an epoch is that many identical
-    steps, and the shipped layer at 10^6 features takes minutes per full
-    epoch. Rounds are interleaved; medians are reported.
+    steps, and the ``"linear"`` variant at 10^6 features takes minutes per
+    full epoch. Rounds are interleaved; medians are reported.
     """
     measured_rows = min(n_rows, measured_rows)
     scale = n_rows / measured_rows
@@ -210,7 +119,7 @@ def run_scaling(
         "nnz_per_row": nnz_per_row,
         "hidden": list(HIDDEN),
         "batch_size": BATCH,
-        "optimizer": "Adam (shipped) / SparseAwareAdam (embedding_bag), lr=1e-3",
+        "optimizer": "ldam_sklearn.optim.SGD(momentum=0.9, weight_decay=2e-4), lr=0.1",
     }
     for variant in variants:
         rows = [
@@ -237,27 +146,23 @@ def run_scaling(
 def _text_memory(variant, n_docs, epochs, hidden, repeats):
     """Memory of fitting on TF-IDF text, with ``bench_text_memory``'s corpus and meter.
 
-    ``"shipped"`` is ``bench_text_memory.run`` itself (the arguments its
-    current version takes); ``"embedding_bag"`` repeats its protocol (same
-    corpus, warm-up fit on 512 rows, resident set size sampled during each
-    fit) with the prototype first layer.
+    Repeats ``bench_text_memory.run``'s protocol (same corpus, warm-up fit on
+    512 rows, resident set size sampled during each fit) with the package's
+    default optimizer: ``bench_text_memory`` itself fits with
+    ``torch.optim.Adam``, which takes no sparse gradients and so keeps
+    ``nn.Linear``.
     """
-    import inspect
     import resource
 
     import bench_text_memory
     from sklearn.base import clone
     from sklearn.feature_extraction.text import TfidfVectorizer
 
-    if variant == "shipped":
-        kwargs = {"n_docs": n_docs, "epochs": epochs, "hidden": hidden, "repeats": repeats}
-        accepted = inspect.signature(bench_text_memory.run).parameters
-        return bench_text_memory.run(**{k: v for k, v in kwargs.items() if k in accepted})
     read, _ = bench_text_memory._rss_reader()
     docs, y = bench_text_memory.make_corpus(n_docs)
     X = TfidfVectorizer(dtype=np.float32).fit_transform(docs)
     del docs
-    clf = _estimator(variant, X.shape[1], int(y.max()) + 1, epochs)
+    clf = _estimator(variant, epochs).set_params(module__hidden_layer_sizes=(hidden,))
     with bench_text_memory.PeakRSS(read):
         clone(clf).set_params(max_epochs=1).fit(X[:512], y[:512]).predict_proba(X[:512])
     fits = []
@@ -300,7 +205,6 @@ def run_memory(
         result = json.loads(proc.stdout.strip().splitlines()[-1])
     else:
         result = _text_memory(variant, *args)
-    # bench_text_memory reports one fit or, in newer versions, a list of repeats.
     seconds = np.atleast_1d(result["fit_seconds"])
     growth = np.atleast_1d(result["fit_peak_rss_growth_MB"])
     dense = result["dense_float32_MB"]
@@ -311,30 +215,41 @@ def run_memory(
     return result
 
 
-def run(quick=False):
+def run(quick=False, variants=VARIANTS):
     if quick:
         return {
             "memory": {
                 variant: run_memory(
                     n_docs=1_000, epochs=1, repeats=1, variant=variant, fresh_process=False
                 )
-                for variant in VARIANTS
+                for variant in variants
             },
             "scaling": run_scaling(
-                n_rows=1_000, measured_rows=256, features=(1_000, 10_000, 100_000), nnz_per_row=10
+                n_rows=1_000,
+                measured_rows=256,
+                features=(1_000, 10_000, 100_000),
+                nnz_per_row=10,
+                variants=variants,
             ),
         }
     return {
-        "memory": {variant: run_memory(variant=variant) for variant in VARIANTS},
-        "scaling": run_scaling(),
+        "memory": {variant: run_memory(variant=variant) for variant in variants},
+        "scaling": run_scaling(variants=variants),
     }
 
 
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="tiny sizes, for a smoke run")
+    parser.add_argument(
+        "--variants",
+        nargs="+",
+        choices=ALL_VARIANTS,
+        default=list(VARIANTS),
+        help="estimators to measure (default: shipped)",
+    )
     args = parser.parse_args()
-    result = run(quick=args.quick)
+    result = run(quick=args.quick, variants=tuple(args.variants))
     print(json.dumps(result, indent=2))
 
 

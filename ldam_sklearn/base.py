@@ -40,13 +40,16 @@ from .callbacks import BalancedAccuracy, NonFiniteGuard, WarmupStepLR
 from .data import ArrayDataset, BatchIterator, unpack_target
 from .losses import CrossEntropyLoss
 from .modules import MLP
+from .optim import SGD
 from .utils.validation import check_choice, check_int
 
 __all__ = ["BaseNetClassifier", "resolve_device"]
 
 #: SGD with the momentum and weight decay of Cao et al.'s recipe; plain SGD
 #: (skorch's default) barely moves in the epoch budgets used on tabular data.
-SGDMomentum = functools.partial(torch.optim.SGD, momentum=0.9, weight_decay=2e-4)
+#: torch's SGD for dense gradients, lazy row updates for the sparse gradient
+#: of the default network's first layer on sparse input.
+SGDMomentum = functools.partial(SGD, momentum=0.9, weight_decay=2e-4)
 
 _DEVICES = ("auto", "cpu", "cuda", "mps")
 
@@ -104,11 +107,18 @@ class BaseNetClassifier(NeuralNetClassifier):
     ----------
     module : torch.nn.Module class or instance, default=None
         ``None`` builds :class:`ldam_sklearn.modules.MLP` sized from the data;
-        set its options with ``module__hidden_layer_sizes`` etc.
+        set its options with ``module__hidden_layer_sizes`` etc. For sparse
+        training data and an optimizer that supports sparse gradients (the
+        default does), its first layer is a
+        :class:`~ldam_sklearn.modules.SparseLinear`, whose cost follows the
+        non-zeros rather than the number of features
+        (``module__sparse_input=False`` keeps ``nn.Linear``).
     criterion : torch.nn.Module class or instance, default=None
         ``None`` lets the subclass choose. A class whose ``__init__`` takes
         ``class_counts`` receives the training class counts.
     optimizer : torch optimizer class, default=SGD(momentum=0.9, weight_decay=2e-4)
+        :class:`ldam_sklearn.optim.SGD`: torch's SGD, plus lazy updates of
+        the rows present in a sparse gradient.
     lr : float, default=0.1
     max_epochs : int, default=100
     batch_size : int, default=128
@@ -187,6 +197,10 @@ class BaseNetClassifier(NeuralNetClassifier):
     >>> clf.predict_proba(X[:4]).shape
     (4, 3)
     """
+
+    #: Give the default MLP a SparseLinear first layer for sparse training
+    #: data when the optimizer supports sparse gradients.
+    _sparse_first_layer = True
 
     def __init__(
         self,
@@ -395,7 +409,8 @@ class BaseNetClassifier(NeuralNetClassifier):
             X = X.tocsr()
         dataset = self.get_dataset(X, y_enc, sample_weight)
         if reset:
-            self._input_stats = {} if sp.issparse(X) else _standardization(dataset.X)
+            self._sparse_X = sp.issparse(X)
+            self._input_stats = {} if self._sparse_X else _standardization(dataset.X)
         return dataset
 
     def check_data(self, X, y=None):
@@ -506,11 +521,18 @@ class BaseNetClassifier(NeuralNetClassifier):
                 "The default module is sized from the training data: call fit first, or "
                 "pass module__n_features and module__n_classes before initialize()."
             )
-        return {
+        kwargs = {
             "n_features": self.n_features_in_,
             "n_classes": self.n_classes_,
             **self._input_stats,
         }
+        if (
+            self._sparse_first_layer
+            and getattr(self, "_sparse_X", False)
+            and _supports_sparse_gradients(self.optimizer)
+        ):
+            kwargs["sparse_input"] = True
+        return kwargs
 
     def initialize_criterion(self):
         """Build the criterion, giving it the class counts when it takes them."""
@@ -660,6 +682,15 @@ class BaseNetClassifier(NeuralNetClassifier):
         tags.classifier_tags.multi_label = False
         tags.non_deterministic = False
         return tags
+
+
+def _supports_sparse_gradients(optimizer) -> bool:
+    """Whether an optimizer class (or a ``functools.partial`` of one) takes sparse gradients."""
+    while True:
+        supported = getattr(optimizer, "supports_sparse_gradients", None)
+        if supported is not None or not isinstance(optimizer, functools.partial):
+            return bool(supported)
+        optimizer = optimizer.func
 
 
 def _standardization(X: torch.Tensor) -> dict:

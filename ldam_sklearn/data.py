@@ -142,7 +142,7 @@ def _shared_tensor(array: np.ndarray, device) -> torch.Tensor:
 
 def _csr_to_torch(X: sp.csr_matrix, device: torch.device) -> torch.Tensor:
     # COO rather than torch's CSR layout: CSR is still "beta" in torch and
-    # warns on every process; nn.Linear takes both.
+    # warns on every process; nn.Linear and SparseLinear take both.
     coo = X.tocoo()
     indices = np.vstack([coo.row, coo.col]).astype(np.int64)
     return torch.sparse_coo_tensor(

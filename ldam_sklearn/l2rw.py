@@ -105,6 +105,8 @@ class L2RWClassifier(BaseNetClassifier):
     (3,)
     """
 
+    _sparse_first_layer = False  # meta_reweighting's per-example gradients expect nn.Linear layers
+
     def __init__(
         self,
         meta_size: int = 10,

@@ -1,14 +1,15 @@
-"""Network parts: the default MLP and the cosine ("normed") output layer."""
+"""Network parts: the default MLP, a sparse-input first layer and the cosine output layer."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MLP", "CosineLinear"]
+__all__ = ["MLP", "CosineLinear", "SparseLinear"]
 
 
 class CosineLinear(nn.Module):
@@ -88,6 +89,139 @@ class CosineLinear(nn.Module):
         )
 
 
+class SparseLinear(nn.Module):
+    """Linear layer ``X @ weight + bias`` whose cost follows the non-zeros of ``X``.
+
+    For a sparse batch, ``nn.Linear`` computes a dense
+    ``in_features x out_features`` weight gradient, and the optimizer then
+    updates every entry of the weight at every step: on bag-of-words input
+    a step costs O(n_features), however few words a batch holds. Here the
+    weight is the table of an ``nn.EmbeddingBag(mode="sum", sparse=True)``
+    [1]_: a sparse batch is read as (column indices, row offsets,
+    ``per_sample_weights`` = values), so that the forward and backward passes
+    cost O(nnz x out_features) and the weight gradient is a sparse tensor
+    holding the rows of the columns present in the batch. Pair it with an
+    optimizer that accepts sparse gradients, such as
+    :class:`ldam_sklearn.optim.SGD`.
+
+    Parameters
+    ----------
+    in_features : int
+        Size of each input sample (the number of features).
+    out_features : int
+        Size of each output sample.
+
+    Attributes
+    ----------
+    embedding : torch.nn.EmbeddingBag
+        Holds the weight, ``mode="sum"``, ``sparse=True``.
+    weight : torch.nn.Parameter of shape (in_features, out_features)
+        ``embedding.weight``: one row per input feature (the transpose of
+        ``nn.Linear``'s weight). Initialised as ``nn.Linear`` initialises its
+        own, uniform in ``[-1/sqrt(in_features), 1/sqrt(in_features)]``.
+    bias : torch.nn.Parameter of shape (out_features,)
+        Initialised like the weight.
+    in_features, out_features : int
+        The constructor arguments.
+
+    Notes
+    -----
+    Sparse batches may be COO (coalesced, as :class:`ldam_sklearn.data.BatchIterator`
+    delivers them, or coalesced here) or CSR; rows without non-zeros give
+    ``bias``. Dense batches take ``torch.addmm(bias, X, weight)``, so a model
+    trained on sparse data predicts dense data too, and the other way round.
+
+    References
+    ----------
+    .. [1] PyTorch documentation, "torch.nn.EmbeddingBag",
+       https://pytorch.org/docs/stable/generated/torch.nn.EmbeddingBag.html;
+       A. Paszke et al., "PyTorch: An Imperative Style, High-Performance Deep
+       Learning Library", NeurIPS 2019, arXiv:1912.01703.
+
+    Examples
+    --------
+    >>> import torch
+    >>> layer = SparseLinear(5, 2)
+    >>> X = torch.tensor([[0.0, 2.0, 0.0, 0.0, 1.0], [0.0, 0.0, 0.0, 0.0, 0.0]])
+    >>> torch.allclose(layer(X.to_sparse()), layer(X))
+    True
+    >>> layer(X.to_sparse()).sum().backward()
+    >>> layer.weight.grad.layout  # rows 1 and 4 only
+    torch.sparse_coo
+    """
+
+    def __init__(self, in_features: int, out_features: int):
+        super().__init__()
+        self.in_features = in_features
+        self.out_features = out_features
+        # The table is passed in so that EmbeddingBag does not first fill
+        # it with normal draws: a million-row table takes a while.
+        self.embedding = nn.EmbeddingBag(
+            in_features,
+            out_features,
+            mode="sum",
+            sparse=True,
+            _weight=torch.empty(in_features, out_features),
+        )
+        self.bias = nn.Parameter(torch.empty(out_features))
+        self.reset_parameters()
+
+    @property
+    def weight(self) -> nn.Parameter:
+        return self.embedding.weight
+
+    def reset_parameters(self) -> None:
+        """Draw weight and bias as ``nn.Linear`` does: uniform in ``±1/sqrt(in_features)``."""
+        bound = 1 / math.sqrt(self.in_features) if self.in_features > 0 else 0.0
+        with torch.no_grad():
+            self.embedding.weight.uniform_(-bound, bound)
+            self.bias.uniform_(-bound, bound)
+
+    def forward(self, X: torch.Tensor) -> torch.Tensor:
+        """``X @ weight + bias`` for a dense or sparse (COO or CSR) batch.
+
+        Parameters
+        ----------
+        X : torch.Tensor of shape (n_samples, in_features)
+            Input batch. Dense input may have extra leading dimensions.
+
+        Returns
+        -------
+        output : torch.Tensor of shape (n_samples, out_features)
+            Dense.
+
+        Examples
+        --------
+        >>> import torch
+        >>> layer = SparseLinear(3, 1)
+        >>> with torch.no_grad():
+        ...     _ = layer.weight.copy_(torch.tensor([[1.0], [10.0], [100.0]]))
+        ...     _ = layer.bias.zero_()
+        >>> layer(torch.tensor([[1.0, 0.0, 2.0], [0.0, 0.0, 0.0]]).to_sparse())
+        tensor([[201.],
+                [  0.]], grad_fn=<AddBackward0>)
+        """
+        if X.layout == torch.strided:
+            if X.dim() == 2:
+                return torch.addmm(self.bias, X, self.weight)
+            return torch.matmul(X, self.weight) + self.bias
+        if X.layout == torch.sparse_csr:
+            offsets, cols, values = X.crow_indices()[:-1], X.col_indices(), X.values()
+        else:
+            # coalesce() returns X itself when it is flagged coalesced, as
+            # the batches of the data path are: row indices sorted, so each
+            # row's entries are contiguous and start at its offset. Empty
+            # rows (trailing ones too) get an empty bag, i.e. zeros.
+            X = X.to_sparse().coalesce()
+            rows, cols = X.indices()
+            offsets = torch.searchsorted(rows, torch.arange(X.shape[0], device=rows.device))
+            values = X.values()
+        return self.embedding(cols, offsets, per_sample_weights=values) + self.bias
+
+    def extra_repr(self) -> str:
+        return f"in_features={self.in_features}, out_features={self.out_features}"
+
+
 def _by_max_abs(x: torch.Tensor, dim: int) -> torch.Tensor:
     largest = x.detach().abs().amax(dim=dim, keepdim=True)
     # An all-zero row (common after ReLU and dropout) is divided by 1: a tiny
@@ -109,7 +243,7 @@ class MLP(nn.Module):
     Parameters
     ----------
     n_features : int
-        Number of input features. Sparse (CSR) batches are accepted.
+        Number of input features. Sparse (COO or CSR) batches are accepted.
     n_classes : int
         Number of outputs.
     hidden_layer_sizes : sequence of int, default=(256, 256)
@@ -130,12 +264,22 @@ class MLP(nn.Module):
         densify it.
     input_mean, input_scale : array-like of shape (n_features,), default=None
         The statistics; ``None`` means zeros and ones.
+    sparse_input : bool, default=False
+        Make the first hidden layer a :class:`SparseLinear` instead of
+        ``nn.Linear``: on sparse batches its forward and backward passes
+        cost O(nnz x width) instead of O(n_features x width), and its weight
+        gradient is sparse, which needs an optimizer that takes sparse
+        gradients (:class:`ldam_sklearn.optim.SGD`, the estimators' default).
+        Dense batches work as well. The estimators set it when the training
+        ``X`` is sparse and the optimizer supports sparse gradients. Ignored
+        for ``hidden_layer_sizes=()``.
 
     Attributes
     ----------
     body : torch.nn.Sequential
-        The hidden layers: ``Linear``, ``ReLU`` (and ``Dropout``) per entry
-        of ``hidden_layer_sizes``; empty for ``hidden_layer_sizes=()``.
+        The hidden layers: ``Linear`` (``SparseLinear`` first with
+        ``sparse_input=True``), ``ReLU`` (and ``Dropout``) per entry of
+        ``hidden_layer_sizes``; empty for ``hidden_layer_sizes=()``.
     head : torch.nn.Linear or CosineLinear
         The output layer, ``n_classes`` outputs.
     input_mean, input_scale : torch.Tensor of shape (n_features,)
@@ -164,6 +308,7 @@ class MLP(nn.Module):
         standardize: bool = True,
         input_mean=None,
         input_scale=None,
+        sparse_input: bool = False,
     ):
         super().__init__()
         # Buffers exist either way, so that saved parameters load into an MLP
@@ -177,8 +322,9 @@ class MLP(nn.Module):
         self.register_load_state_dict_post_hook(_refind_standardization)
         layers: list[nn.Module] = []
         width = n_features
-        for size in hidden_layer_sizes:
-            layers += [nn.Linear(width, size), nn.ReLU()]
+        for i, size in enumerate(hidden_layer_sizes):
+            linear = SparseLinear if sparse_input and i == 0 else nn.Linear
+            layers += [linear(width, size), nn.ReLU()]
             if dropout:
                 layers.append(nn.Dropout(dropout))
             width = size

@@ -1,5 +1,6 @@
 """The estimator core: validation, labels, devices, seeds, data path, persistence."""
 
+import functools
 import pickle
 
 import numpy as np
@@ -12,8 +13,9 @@ from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from ldam_sklearn import L2RWClassifier, LDAMDRWClassifier, base
+from ldam_sklearn import L2RWClassifier, LDAMDRWClassifier, base, optim
 from ldam_sklearn.base import resolve_device
+from ldam_sklearn.modules import SparseLinear
 
 FAST = {"max_epochs": 5, "random_state": 0, "module__hidden_layer_sizes": (32,)}
 
@@ -208,10 +210,86 @@ def test_sparse_input_is_never_densified(imbalanced_data, container, monkeypatch
     for cls in (sp.csr_matrix, sp.csr_array, sp.csc_matrix, sp.csc_array):
         monkeypatch.setattr(cls, "toarray", no_toarray)
         monkeypatch.setattr(cls, "todense", no_toarray)
-    clf = LDAMDRWClassifier(**FAST).fit(Xs, y)
-    proba = clf.predict_proba(Xs)
+    # nn.Linear on sparse batches trains as on the dense matrix.
+    linear = LDAMDRWClassifier(**FAST, module__sparse_input=False).fit(Xs, y)
+    linear_proba = linear.predict_proba(Xs)
+    # The default: a SparseLinear first layer, updated lazily.
+    lazy = LDAMDRWClassifier(**FAST).fit(Xs, y)
+    lazy_predicted = lazy.predict(Xs)
     monkeypatch.undo()
-    np.testing.assert_allclose(proba, dense.predict_proba(X_dense), atol=1e-4)
+    assert isinstance(lazy.module_.body[0], SparseLinear)
+    assert isinstance(linear.module_.body[0], nn.Linear)
+    np.testing.assert_allclose(linear_proba, dense.predict_proba(X_dense), atol=1e-4)
+    # Another initialisation and lazy updates: other numbers, as good a fit.
+    dense_accuracy = np.mean(dense.predict(X_dense) == y)
+    assert np.mean(lazy_predicted == y) > dense_accuracy - 0.05
+
+
+def _sparse_problem(n_samples=400, n_features=300, seed=0):
+    """Bag-of-words-like CSR data whose class shows in a few columns."""
+    rng = np.random.RandomState(seed)
+    y = rng.randint(0, 3, n_samples)
+    X = sp.random(n_samples, n_features, density=0.03, format="lil", random_state=rng)
+    for label in range(3):
+        rows = np.flatnonzero(y == label)
+        X[rows, label] = 1.0
+    return sp.csr_matrix(X, dtype=np.float32), y
+
+
+@pytest.mark.parametrize(
+    "Estimator, params, first_layer",
+    [
+        (LDAMDRWClassifier, {}, SparseLinear),
+        (LDAMDRWClassifier, {"optimizer": optim.SGD}, SparseLinear),
+        (
+            LDAMDRWClassifier,
+            {"optimizer": functools.partial(optim.SGD, momentum=0.5)},
+            SparseLinear,
+        ),
+        (LDAMDRWClassifier, {"optimizer": torch.optim.Adam, "lr": 1e-2}, nn.Linear),
+        (
+            LDAMDRWClassifier,
+            {"optimizer": functools.partial(torch.optim.Adam, weight_decay=1e-4), "lr": 1e-2},
+            nn.Linear,
+        ),
+        (LDAMDRWClassifier, {"module__sparse_input": False}, nn.Linear),
+        (L2RWClassifier, {}, nn.Linear),
+    ],
+    ids=["default", "sgd", "sgd-partial", "adam", "adam-partial", "opt-out", "l2rw"],
+)
+def test_sparse_training_data_chooses_the_first_layer(Estimator, params, first_layer):
+    X, y = _sparse_problem()
+    clf = Estimator(**FAST, **params).fit(X, y)
+    assert type(clf.module_.body[0]) is first_layer
+    assert np.isfinite(clf.history[:, "train_loss"]).all()
+    assert np.mean(clf.predict(X) == y) > 0.6  # chance is 1/3
+    # Dense training data keeps nn.Linear whatever the optimizer.
+    dense = Estimator(**FAST, **params).fit(X.toarray(), y)
+    assert type(dense.module_.body[0]) is nn.Linear
+
+
+def test_sparse_first_layer_predicts_sparse_and_dense_input_and_pickles():
+    X, y = _sparse_problem()
+    clf = LDAMDRWClassifier(**FAST).fit(X, y)
+    assert isinstance(clf.module_.body[0], SparseLinear)
+    proba = clf.predict_proba(X)
+    np.testing.assert_allclose(clf.predict_proba(X.toarray()), proba, atol=1e-5)
+    np.testing.assert_allclose(clf.predict_proba(X.tocsc()), proba, atol=1e-6)
+    restored = pickle.loads(pickle.dumps(clf))
+    assert isinstance(restored.module_.body[0], SparseLinear)
+    np.testing.assert_array_equal(restored.predict_proba(X), proba)
+    # Training goes on with the restored optimizer's dense momentum buffer.
+    restored.partial_fit(X, y)
+    assert len(restored.history) == 2 * FAST["max_epochs"]
+
+
+def test_default_optimizer_is_torch_sgd_on_dense_data(imbalanced_data):
+    X, y = imbalanced_data
+    ours = LDAMDRWClassifier(**FAST).fit(X, y)
+    torch_sgd = functools.partial(torch.optim.SGD, momentum=0.9, weight_decay=2e-4)
+    theirs = LDAMDRWClassifier(**FAST, optimizer=torch_sgd).fit(X, y)
+    np.testing.assert_array_equal(ours.predict_proba(X), theirs.predict_proba(X))
+    assert isinstance(ours.optimizer_, optim.SGD)
 
 
 def test_sample_weight_is_used(imbalanced_data):

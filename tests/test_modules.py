@@ -1,4 +1,4 @@
-"""Network parts: the default MLP's input standardisation and the cosine head."""
+"""Network parts: the MLP's standardisation, the sparse first layer, the cosine head."""
 
 import numpy as np
 import pandas as pd
@@ -7,9 +7,10 @@ import scipy.sparse as sp
 import torch
 from imblearn.datasets import make_imbalance
 from sklearn.datasets import load_iris
+from torch import nn
 
 from ldam_sklearn import L2RWClassifier, LDAMDRWClassifier
-from ldam_sklearn.modules import MLP, CosineLinear
+from ldam_sklearn.modules import MLP, CosineLinear, SparseLinear
 
 
 def test_mlp_standardises_dense_and_sparse_batches_alike():
@@ -117,3 +118,131 @@ def test_cosine_linear_gradient_is_finite_for_all_zero_rows():
     x = torch.zeros(2, 4, requires_grad=True)
     layer(x).sum().backward()
     assert torch.isfinite(x.grad).all() and torch.isfinite(layer.weight.grad).all()
+
+
+def _batch_with_empty_rows():
+    """6 x 7 batch; rows 1, 4 and 5 (the last two too) have no non-zero."""
+    X = torch.zeros(6, 7)
+    X[0, [1, 4]] = torch.tensor([0.5, -2.0])
+    X[2, [0, 4, 6]] = torch.tensor([1.0, 3.0, -0.25])
+    X[3, 2] = 1.5
+    return X
+
+
+def _linear_copy(layer: SparseLinear) -> nn.Linear:
+    ref = nn.Linear(layer.in_features, layer.out_features)
+    with torch.no_grad():
+        ref.weight.copy_(layer.weight.T)
+        ref.bias.copy_(layer.bias)
+    return ref
+
+
+def _with_values(X: torch.Tensor, layout: str, values: torch.Tensor) -> torch.Tensor:
+    """``X``'s sparsity pattern in ``layout``, holding ``values`` (which may need grad)."""
+    if layout == "coo":
+        coo = X.to_sparse()
+        return torch.sparse_coo_tensor(
+            coo.indices(), values, X.shape, is_coalesced=True, check_invariants=True
+        )
+    csr = X.to_sparse_csr()
+    return torch.sparse_csr_tensor(
+        csr.crow_indices(), csr.col_indices(), values, X.shape, check_invariants=True
+    )
+
+
+@pytest.mark.filterwarnings("ignore:Sparse CSR tensor support is in beta")
+@pytest.mark.parametrize("layout", ["coo", "csr"])
+def test_sparse_linear_on_a_sparse_batch_matches_nn_linear(layout):
+    torch.manual_seed(0)
+    layer = SparseLinear(7, 3)
+    ref = _linear_copy(layer)
+    X = _batch_with_empty_rows()
+    upstream = torch.randn(6, 3)  # a loss whose gradients differ per output
+
+    values = X[X != 0].clone().requires_grad_(True)  # row-major, as both layouts order them
+    out = layer(_with_values(X, layout, values))
+    (out * upstream).sum().backward()
+    ref_values = values.detach().clone().requires_grad_(True)
+    ref_out = ref(_with_values(X, "coo", ref_values).to_dense())
+    (ref_out * upstream).sum().backward()
+
+    torch.testing.assert_close(out, ref_out)
+    torch.testing.assert_close(out[[1, 4, 5]], layer.bias.detach().expand(3, 3))
+    torch.testing.assert_close(values.grad, ref_values.grad)
+    torch.testing.assert_close(layer.bias.grad, ref.bias.grad)
+    grad = layer.weight.grad
+    assert grad.layout == torch.sparse_coo
+    # Only the rows of columns present in the batch are in the gradient.
+    assert set(grad.coalesce().indices()[0].tolist()) == {0, 1, 2, 4, 6}
+    torch.testing.assert_close(grad.to_dense(), ref.weight.grad.T)
+
+
+def test_sparse_linear_on_a_dense_batch_matches_nn_linear():
+    torch.manual_seed(0)
+    layer = SparseLinear(7, 3)
+    ref = _linear_copy(layer)
+    X = (_batch_with_empty_rows() + torch.randn(6, 7)).requires_grad_(True)
+    X_ref = X.detach().clone().requires_grad_(True)
+    upstream = torch.randn(6, 3)
+    out, ref_out = layer(X), ref(X_ref)
+    (out * upstream).sum().backward()
+    (ref_out * upstream).sum().backward()
+    torch.testing.assert_close(out, ref_out)
+    torch.testing.assert_close(X.grad, X_ref.grad)
+    torch.testing.assert_close(layer.weight.grad, ref.weight.grad.T)
+    torch.testing.assert_close(layer.bias.grad, ref.bias.grad)
+    # extra leading dimensions, as nn.Linear takes them
+    torch.testing.assert_close(layer(X.detach()[None]), ref(X.detach())[None])
+
+
+def test_sparse_linear_handles_all_empty_and_uncoalesced_batches():
+    torch.manual_seed(0)
+    layer = SparseLinear(5, 2)
+    no_entries = torch.empty(2, 0, dtype=torch.long), torch.empty(0)
+    empty = torch.sparse_coo_tensor(*no_entries, (3, 5), check_invariants=True)
+    torch.testing.assert_close(layer(empty), layer.bias.detach().expand(3, 2))
+    # duplicate entries are summed, rows given out of order are sorted
+    X = torch.sparse_coo_tensor(
+        torch.tensor([[2, 0, 2], [1, 3, 1]]),
+        torch.tensor([1.0, 2.0, 3.0]),
+        (3, 5),
+        check_invariants=True,
+    )
+    torch.testing.assert_close(layer(X), layer(X.to_dense()))
+
+
+def test_sparse_linear_is_initialised_like_nn_linear():
+    torch.manual_seed(0)
+    layer = SparseLinear(3000, 8)
+    bound = 1 / np.sqrt(3000)
+    assert layer.weight.shape == (3000, 8) and layer.bias.shape == (8,)
+    assert layer.weight.abs().max() <= bound and layer.bias.abs().max() <= bound
+    # uniform on [-b, b]: standard deviation b / sqrt(3)
+    np.testing.assert_allclose(layer.weight.std().item(), bound / np.sqrt(3), rtol=0.02)
+    assert isinstance(layer.embedding, nn.EmbeddingBag) and layer.embedding.sparse
+
+
+def test_mlp_sparse_input_replaces_the_first_hidden_layer_only():
+    torch.manual_seed(0)
+    net = MLP(7, 2, hidden_layer_sizes=(4, 3), sparse_input=True)
+    assert isinstance(net.body[0], SparseLinear)
+    assert [type(m) for m in net.body[1:]] == [nn.ReLU, nn.Linear, nn.ReLU]
+    X = _batch_with_empty_rows()
+    torch.testing.assert_close(net(X.to_sparse()), net(X))
+    assert not any(
+        isinstance(m, SparseLinear) for m in MLP(7, 2, hidden_layer_sizes=(4,)).modules()
+    )
+    # no hidden layer: nothing to replace
+    assert not any(
+        isinstance(m, SparseLinear)
+        for m in MLP(7, 2, hidden_layer_sizes=(), sparse_input=True).modules()
+    )
+
+
+def test_mlp_sparse_input_keeps_the_standardisation():
+    mean, scale = torch.tensor([1.0, -2.0, 0.0]), torch.tensor([2.0, 0.5, 1.0])
+    net = MLP(3, 2, hidden_layer_sizes=(4,), input_mean=mean, input_scale=scale, sparse_input=True)
+    X = torch.tensor([[1.0, 0.0, 3.0], [0.0, -2.0, 0.0]])
+    expected = net.head(net.body[1](net.body[0]((X - mean) / scale)))
+    torch.testing.assert_close(net(X), expected)
+    torch.testing.assert_close(net(X.to_sparse()), expected)
