@@ -589,6 +589,18 @@ class BaseNetClassifier(NeuralNetClassifier):
 
     # -- training step -----------------------------------------------------------
 
+    def notify(self, method_name: str, **cb_kwargs) -> None:
+        """Call ``method_name`` on the net and on every callback that defines it."""
+        # Three events per training step reach every callback; most inherit
+        # skorch's no-op for them, and calling those costs about a percent
+        # of a small network's step.
+        getattr(self, method_name)(self, **cb_kwargs)
+        noop = getattr(Callback, method_name)
+        for _, callback in self.callbacks_:
+            method = getattr(callback, method_name)
+            if getattr(method, "__func__", None) is not noop:
+                method(self, **cb_kwargs)
+
     def _set_training(self, training: bool = True) -> None:
         # skorch sets the mode of every module on every batch; Module.train
         # walks all submodules in Python, a tenth of the per-batch overhead

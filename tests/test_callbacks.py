@@ -127,3 +127,40 @@ def test_reweighting_needs_a_weighted_criterion(imbalanced_data):
     X, y = imbalanced_data
     with pytest.raises(ValueError, match="per-class `weight` buffer"):
         LDAMDRWClassifier(criterion=torch.nn.MultiMarginLoss, schedule="reweight", **FAST).fit(X, y)
+
+
+def test_every_event_reaches_the_callbacks_that_define_it(imbalanced_data):
+    # The net skips callbacks that inherit skorch's no-op for an event; the
+    # ones that define it must still see every call, with skorch's arguments.
+    X, y = imbalanced_data
+    events = []
+
+    class Record(Callback):
+        def on_train_begin(self, net, **kwargs):
+            events.append("train_begin")
+
+        def on_epoch_begin(self, net, **kwargs):
+            events.append("epoch_begin")
+
+        def on_batch_begin(self, net, batch=None, training=None, **kwargs):
+            events.append(("batch_begin", training))
+
+        def on_grad_computed(self, net, named_parameters, **kwargs):
+            events.append(("grad", len(list(named_parameters))))
+
+        def on_batch_end(self, net, batch=None, training=None, loss=None, **kwargs):
+            events.append(("batch_end", training, loss is not None))
+
+        def on_epoch_end(self, net, **kwargs):
+            events.append("epoch_end")
+
+    clf = LDAMDRWClassifier(callbacks=[Record()], **{**FAST, "max_epochs": 2, "batch_size": 64})
+    clf.fit(X, y)
+    n_batches = -(-len(X) // 64)
+    n_params = len(list(clf.module_.parameters()))
+    epoch = (
+        ["epoch_begin"]
+        + [("batch_begin", True), ("grad", n_params), ("batch_end", True, True)] * n_batches
+        + ["epoch_end"]
+    )
+    assert events == ["train_begin"] + epoch * 2
