@@ -119,9 +119,15 @@ def main():
         print(f"{scenario:>10}: " + ", ".join(cells))
     with open(args.out, "w") as f:
         json.dump(
-            {"epochs": epochs, "seeds": seeds, "lrs": lrs, "noise": NOISE,
-             "meta_per_class": META_PER_CLASS, "seconds": time.perf_counter() - start,
-             "results": results},
+            {
+                "epochs": epochs,
+                "seeds": seeds,
+                "lrs": lrs,
+                "noise": NOISE,
+                "meta_per_class": META_PER_CLASS,
+                "seconds": time.perf_counter() - start,
+                "results": results,
+            },
             f,
             indent=2,
         )

@@ -61,16 +61,30 @@ def main():
     start = time.perf_counter()
     for loss, schedule in itertools.product(losses, SCHEDULES):
         mean, std = score(LDAMDRWClassifier(loss=loss, schedule=schedule, **common), data, seeds)
-        rows.append({"method": f"{loss}+{schedule}", "loss": loss, "schedule": schedule,
-                     "balanced_accuracy": mean, "std": std})
+        rows.append(
+            {
+                "method": f"{loss}+{schedule}",
+                "loss": loss,
+                "schedule": schedule,
+                "balanced_accuracy": mean,
+                "std": std,
+            }
+        )
         print(f"{loss:>24} {schedule:>9}: {mean:.4f} ± {std:.4f}", flush=True)
     ros = make_pipeline(
         RandomOverSampler(random_state=0),
         LDAMDRWClassifier(loss="ce", schedule="none", **common),
     )
     mean, std = score(ros, data, seeds)
-    rows.append({"method": "ce+none with RandomOverSampler", "loss": "ce", "schedule": "ros",
-                 "balanced_accuracy": mean, "std": std})
+    rows.append(
+        {
+            "method": "ce+none with RandomOverSampler",
+            "loss": "ce",
+            "schedule": "ros",
+            "balanced_accuracy": mean,
+            "std": std,
+        }
+    )
 
     table = pd.DataFrame(rows)
     ablation = table[table.schedule != "ros"].pivot(
