@@ -39,7 +39,7 @@ from skorch.utils import is_dataset
 from .callbacks import BalancedAccuracy, NonFiniteGuard, WarmupStepLR
 from .data import ArrayDataset, BatchIterator, unpack_target
 from .losses import CrossEntropyLoss
-from .modules import MLP
+from .modules import MLP, SparseLinear
 from .optim import SGD
 from .utils.validation import check_choice, check_int
 
@@ -534,6 +534,22 @@ class BaseNetClassifier(NeuralNetClassifier):
             kwargs["sparse_input"] = True
         return kwargs
 
+    def initialize_optimizer(self, triggered_directly=None):
+        """Build the optimizer; reject one that cannot train a sparse first layer."""
+        sparse_layer = any(isinstance(m, SparseLinear) for m in self.module_.modules())
+        if sparse_layer and not _supports_sparse_gradients(self.optimizer):
+            # Otherwise torch fails at the first step with advice (SparseAdam)
+            # that does not fit the estimator.
+            name = getattr(self.optimizer, "__name__", type(self.optimizer).__name__)
+            raise ValueError(
+                f"The network has a SparseLinear layer (the default for sparse training "
+                f"data), whose sparse gradients optimizer={name} cannot take. Keep the "
+                "default optimizer (ldam_sklearn.optim.SGD), or refit: fit gives the "
+                "network an nn.Linear first layer for such optimizers (as does "
+                "module__sparse_input=False)."
+            )
+        return super().initialize_optimizer(triggered_directly=triggered_directly)
+
     def initialize_criterion(self):
         """Build the criterion, giving it the class counts when it takes them."""
         criterion, kwargs = self.criterion, {}
@@ -566,7 +582,15 @@ class BaseNetClassifier(NeuralNetClassifier):
         if not self.initialized_:
             return super().set_params(**params)
         with self._skorch_device():
-            return super().set_params(**params)
+            # skorch 1.4 re-initialises nothing for a new optimizer class on an
+            # initialised net and raises "Something went wrong"; build it here.
+            new_optimizer = "optimizer" in params
+            if new_optimizer:
+                self.optimizer = params.pop("optimizer")
+            super().set_params(**params)
+            if new_optimizer:
+                self.initialize_optimizer()
+        return self
 
     def load_params(self, *args, **kwargs):
         """Load parameters saved with ``save_params`` (see skorch)."""

@@ -445,3 +445,20 @@ def test_unknown_precision_lists_the_choices(imbalanced_data):
         ValueError, match=r"precision='fp16' is not valid; choose one of \['bf16', 'fp32'\]"
     ):
         LDAMDRWClassifier(precision="fp16").fit(X, y)
+
+
+def test_new_optimizer_class_on_a_fitted_estimator(imbalanced_data):
+    X, y = imbalanced_data
+    clf = LDAMDRWClassifier(**FAST).fit(X, y)
+    clf.set_params(optimizer=torch.optim.Adam, lr=1e-3)
+    assert isinstance(clf.optimizer_, torch.optim.Adam)
+    assert clf.optimizer_.param_groups[0]["lr"] == 1e-3
+    clf.partial_fit(X, y)
+    assert np.isfinite(clf.history[-1, "train_loss"])
+
+
+def test_optimizer_without_sparse_gradients_rejected_for_a_sparse_first_layer(imbalanced_data):
+    X, y = imbalanced_data
+    clf = LDAMDRWClassifier(**FAST).fit(sp.csr_matrix(np.where(X > 0.5, X, 0)), y)
+    with pytest.raises(ValueError, match="SparseLinear layer .* optimizer=Adam cannot take"):
+        clf.set_params(optimizer=torch.optim.Adam)
