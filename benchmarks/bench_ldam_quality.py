@@ -47,12 +47,19 @@ def main():
     parser.add_argument("--quick", action="store_true", help="2 epochs, 1 seed, 2 losses")
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument(
+        "--n-samples",
+        type=int,
+        default=5000,
+        help="MNIST-1D signals generated before the long-tailed subsampling (default 5000, "
+        "mnist1d's own size: 961 training rows at ratio 100)",
+    )
     parser.add_argument("--out", default="ldam_quality.json")
     args = parser.parse_args()
     epochs, seeds = (2, [0]) if args.quick else (args.epochs, list(range(args.seeds)))
     losses = LOSSES[:3:2] if args.quick else LOSSES
 
-    data = load_long_tailed_mnist1d(imbalance_ratio=100, profile="exp")
+    data = load_long_tailed_mnist1d(imbalance_ratio=100, profile="exp", n_samples=args.n_samples)
     scaler = StandardScaler().fit(data.data)
     data.data, data.data_test = scaler.transform(data.data), scaler.transform(data.data_test)
     common = {"max_epochs": epochs}
@@ -94,6 +101,7 @@ def main():
     erm, ldam_drw = by_method["ce+none"], by_method.get("ldam+drw", np.nan)
     result = {
         "dataset": "long-tailed MNIST-1D, rho=100, exp profile",
+        "n_samples": args.n_samples,
         "class_counts": data.class_counts.tolist(),
         "epochs": epochs,
         "seeds": seeds,
