@@ -13,19 +13,12 @@ import joblib
 import numpy as np
 import pytest
 import torch
+from _shared import FAST, per_estimator
 from sklearn.datasets import make_classification
 from sklearn.model_selection import GridSearchCV
 
-from ldam_sklearn.utils.discovery import all_estimators
-
 distributed = pytest.importorskip("distributed")
 
-FAST = {
-    "max_epochs": 3,
-    "batch_size": 32,
-    "module__hidden_layer_sizes": (16,),
-    "random_state": 0,
-}
 #: Seconds the whole search may take on the cluster before the test fails.
 TIMEOUT = 240
 
@@ -67,11 +60,7 @@ def dask_client():
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize(
-    "Estimator",
-    [Estimator for _, Estimator in all_estimators()],
-    ids=[name for name, _ in all_estimators()],
-)
+@per_estimator
 def test_grid_search_on_local_dask_cluster_matches_sequential(Estimator, dask_client):
     X, y = make_classification(
         n_samples=300,

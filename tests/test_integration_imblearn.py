@@ -3,7 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
-import torch
+from _shared import FAST, per_estimator
 from imblearn.metrics import classification_report_imbalanced
 from imblearn.over_sampling import SMOTE, RandomOverSampler
 from imblearn.pipeline import make_pipeline
@@ -15,26 +15,9 @@ from sklearn.preprocessing import StandardScaler
 
 from ldam_sklearn.utils.discovery import all_estimators
 
-FAST = {
-    "max_epochs": 3,
-    "batch_size": 32,
-    "module__hidden_layer_sizes": (16,),
-    "random_state": 0,
-}
-ESTIMATORS = [Estimator for _, Estimator in all_estimators()]
-per_estimator = pytest.mark.parametrize(
-    "Estimator", ESTIMATORS, ids=[Estimator.__name__ for Estimator in ESTIMATORS]
-)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 LABELS = np.array(["common", "medium", "rare"])
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # Tiny networks: intra-op threads only add synchronisation overhead.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make_data(n_samples=400, random_state=0):

@@ -8,47 +8,15 @@ import pandas as pd
 import pytest
 import sklearn
 import torch
+from _shared import FAST, make_data, per_estimator
 from sklearn.compose import make_column_transformer
-from sklearn.datasets import make_classification
 from sklearn.feature_extraction.text import HashingVectorizer
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import OneHotEncoder, StandardScaler
 
 from ldam_sklearn import LDAMDRWClassifier
-from ldam_sklearn.utils.discovery import all_estimators
 
-FAST = {
-    "max_epochs": 3,
-    "batch_size": 32,
-    "module__hidden_layer_sizes": (16,),
-    "random_state": 0,
-}
-ESTIMATORS = [Estimator for _, Estimator in all_estimators()]
-per_estimator = pytest.mark.parametrize(
-    "Estimator", ESTIMATORS, ids=[Estimator.__name__ for Estimator in ESTIMATORS]
-)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # Tiny networks: intra-op threads only add synchronisation overhead.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def make_data(n_samples=300, random_state=0):
-    return make_classification(
-        n_samples=n_samples,
-        n_features=8,
-        n_informative=5,
-        n_redundant=0,
-        n_classes=3,
-        weights=[0.7, 0.2, 0.1],
-        class_sep=2.0,
-        random_state=random_state,
-    )
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def _pickle(obj, tmp_path):

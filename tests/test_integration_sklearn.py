@@ -16,11 +16,11 @@ import pytest
 import scipy.sparse as sp
 import sklearn
 import torch
+from _shared import FAST, make_data, per_estimator
 from scipy.stats import loguniform, uniform
 from sklearn.base import clone
 from sklearn.calibration import CalibratedClassifierCV
 from sklearn.compose import ColumnTransformer
-from sklearn.datasets import make_classification
 from sklearn.exceptions import NotFittedError, UnsetMetadataPassedError
 from sklearn.frozen import FrozenEstimator
 from sklearn.metrics import get_scorer
@@ -37,44 +37,8 @@ from skorch.callbacks import Callback
 from ldam_sklearn import LDAMDRWClassifier
 from ldam_sklearn.losses import CrossEntropyLoss
 from ldam_sklearn.modules import MLP
-from ldam_sklearn.utils.discovery import all_estimators
 
-FAST = {
-    "max_epochs": 3,
-    "batch_size": 32,
-    "module__hidden_layer_sizes": (16,),
-    "random_state": 0,
-}
-ESTIMATORS = [Estimator for _, Estimator in all_estimators()]
-per_estimator = pytest.mark.parametrize(
-    "Estimator", ESTIMATORS, ids=[Estimator.__name__ for Estimator in ESTIMATORS]
-)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    # The networks here are tiny: with several intra-op threads, OpenMP
-    # synchronisation dominates each step (and on a busy 2-core machine makes
-    # it ~30x slower). Worker processes are unaffected: joblib and Dask set
-    # their own thread limits.
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
-
-
-def make_data(n_samples=300, random_state=0):
-    """Three separable classes, 70/20/10 %, 8 features."""
-    return make_classification(
-        n_samples=n_samples,
-        n_features=8,
-        n_informative=5,
-        n_redundant=0,
-        n_classes=3,
-        weights=[0.7, 0.2, 0.1],
-        class_sep=2.0,
-        random_state=random_state,
-    )
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 def make_frame(n_samples=300, random_state=0):

@@ -14,15 +14,16 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 import torch
+from _shared import per_estimator
 from sklearn.feature_extraction.text import HashingVectorizer, TfidfVectorizer
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import train_test_split
 from sklearn.pipeline import make_pipeline
 
 from ldam_sklearn import LDAMDRWClassifier
-from ldam_sklearn.utils.discovery import all_estimators
 
-ESTIMATORS = [Estimator for _, Estimator in all_estimators()]
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
+
 # Adam: plain SGD (the tabular default) barely moves the 100,000+ input
 # weights of a bag-of-words model within a few epochs.
 TEXT = {
@@ -32,14 +33,6 @@ TEXT = {
     "lr": 1e-3,
     "random_state": 0,
 }
-
-
-@pytest.fixture(autouse=True, scope="module")
-def _one_torch_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
 
 
 def make_corpus(n_docs=2000, random_state=0, vocabulary=400_000, length=40, spam_fraction=0.15):
@@ -129,9 +122,7 @@ def test_text_pipeline_learns_on_wide_sparse_features(vectorizer, corpus):
     assert balanced_accuracy_score(y_test, pipe.predict(docs_test)) > 0.8
 
 
-@pytest.mark.parametrize(
-    "Estimator", ESTIMATORS, ids=[Estimator.__name__ for Estimator in ESTIMATORS]
-)
+@per_estimator
 def test_fit_and_predict_on_sparse_text_stay_far_below_dense_size(Estimator, corpus):
     docs_train, _, y_train, _ = corpus
     X = HashingVectorizer(n_features=2**17).transform(docs_train).astype(np.float32)
