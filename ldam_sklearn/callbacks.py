@@ -359,7 +359,7 @@ class NonFiniteGuard(Callback):
     A diverging learning rate otherwise gives NaN predictions, or, with a
     cosine output layer whose outputs stay bounded while its weights blow
     up, silently useless ones. The batch loss is checked after every step
-    (skorch has already turned it into a Python float); the parameters once
+    (skorch has already synchronised on it to record it); the parameters once
     per epoch, since reading every parameter after each step would cost as
     much as the step itself for wide first layers (sparse text). Non-finite
     parameters give a non-finite loss at the next batch, so the epoch-end
