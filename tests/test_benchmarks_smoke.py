@@ -50,6 +50,7 @@ def test_quick_suite_runs_and_reports(run_module, tmp_path, capsys):
     for needle in (
         "ours / hand-written loop",
         "plain skorch / ours",
+        "fit set-up before the first epoch",
         "process peak RSS / dense size",
         "time ratio 100x features, equal nnz",
         "L2RW epoch / ERM epoch",
