@@ -418,6 +418,18 @@ def test_input_statistics_match_standard_scaler(block_elements, monkeypatch):
     np.testing.assert_allclose(clf.module_.input_scale.numpy(), scaler.scale_, rtol=1e-4)
 
 
+def test_input_statistics_are_exact_far_from_zero():
+    # float32 features with a large offset and a small spread: a naive
+    # float32 sum over 200,000 rows loses the spread (its error in the mean
+    # is larger than the standard deviation).
+    rng = np.random.default_rng(0)
+    X = (1e5 + rng.standard_normal((200_000, 2))).astype(np.float32)
+    stats = base._standardization(torch.from_numpy(X))
+    scaler = StandardScaler().fit(X)
+    np.testing.assert_allclose(stats["input_mean"].numpy(), scaler.mean_, rtol=1e-7)
+    np.testing.assert_allclose(stats["input_scale"].numpy(), scaler.scale_, rtol=1e-2)
+
+
 @pytest.mark.parametrize("Estimator", [LDAMDRWClassifier, L2RWClassifier])
 def test_bf16_precision_runs_the_module_under_autocast(Estimator, imbalanced_data):
     X, y = imbalanced_data
