@@ -25,7 +25,9 @@ not per epoch, and the loop does the same work before its clock starts.
 ``torch.autocast(dtype=torch.bfloat16)`` in all three (CUDA rows of the suite;
 the estimator through its ``precision`` parameter).
 
-Run ``python benchmarks/bench_fit.py`` (``--quick`` for a smoke run).
+Run ``python benchmarks/bench_fit.py`` (``--quick`` for a smoke run;
+``--profile ldam_sklearn --epochs 1`` runs one contender once, for a
+profiler).
 """
 
 from __future__ import annotations
@@ -277,7 +279,18 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small data, one round")
     parser.add_argument("--loss", choices=LOSSES, nargs="+", default=["ce"])
+    parser.add_argument(
+        "--profile",
+        choices=list(CONTENDERS),
+        help="run this contender once (first --loss), for a profiler such as valgrind",
+    )
+    parser.add_argument("--epochs", type=int, default=2, help="with --profile")
+    parser.add_argument("--n-samples", type=int, default=50_000, help="with --profile")
     args = parser.parse_args()
+    if args.profile:
+        X, y = make_data(args.n_samples, 50, 10)
+        print(CONTENDERS[args.profile](X, y, args.epochs, 256, args.loss[0]))
+        return
     kwargs = {"losses": tuple(args.loss)}
     result = run(n_samples=5_000, rounds=1, **kwargs) if args.quick else run(**kwargs)
     print(json.dumps(result, indent=2))

@@ -7,9 +7,11 @@ JSON and the plot are checked.
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import json
 import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -72,3 +74,26 @@ def test_quick_suite_runs_and_reports(run_module, tmp_path, capsys):
     assert (tmp_path / "scaling.png").stat().st_size > 0
     out = capsys.readouterr().out
     assert "target" in out and "QUICK MODE" in out
+
+
+def test_fit_benchmark_runs_one_contender_for_a_profiler():
+    result = subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "benchmarks" / "bench_fit.py"),
+            "--profile",
+            "ldam_sklearn",
+            "--loss",
+            "ldam",
+            "--epochs",
+            "1",
+            "--n-samples",
+            "300",
+        ],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=os.environ | {"OMP_NUM_THREADS": "1"},
+    )
+    timed = ast.literal_eval(result.stdout.strip())
+    assert timed["epoch"] > 0 and timed["setup"] > 0
