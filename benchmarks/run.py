@@ -21,7 +21,7 @@ rounds, medians, ratios, so that a noisy machine hits every contender alike):
 It prints the table, and writes ``results.json`` (every measurement and the
 machine description), ``results.md`` (the table in Markdown) and
 ``scaling.png`` to ``--out`` (default ``results/benchmarks/``, ignored by
-git). The whole CPU suite takes about 4 minutes on 2 idle cores. ``--quick``
+git). The whole CPU suite takes about 5 minutes on 2 cores. ``--quick``
 runs every section on tiny sizes in well under a minute (the smoke test
 uses it); its numbers mean nothing.
 
