@@ -3,9 +3,10 @@
 All three train the same MLP (n_features-256-256-n_classes, ReLU, input
 standardised with the training mean and scale) with the same loss, SGD
 settings and batch size on the same pre-made data; each is timed for the same
-number of epochs, one after the other in each of several rounds, and a ratio
-is the median over rounds of the ratio within a round (robust to the machine's
-speed drifting between rounds).
+number of epochs, one after the other in each of several rounds (each taking
+the first, second and third place in turn, with garbage collected before each),
+and a ratio is the median over rounds of the ratio within a round (robust to
+the machine's speed drifting between rounds).
 Two losses are measured: ``"ce"`` (``LDAMDRWClassifier(loss="ce",
 schedule="none")``, plain cross-entropy and a linear head) and ``"ldam"``
 (the default LDAM-DRW: :class:`~ldam_sklearn.losses.LDAMLoss`, a cosine head
@@ -34,6 +35,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import gc
 import json
 import statistics
 import time
@@ -233,10 +235,19 @@ def run(
     X, y = make_data(n_samples, n_features, n_classes)
     times = {(loss, name): [] for loss in losses for name in CONTENDERS}
     setup = {(loss, name): [] for loss in losses for name in CONTENDERS}
-    for _ in range(rounds):
+    names = list(CONTENDERS)
+    for round_ in range(rounds):
+        # Each contender takes each place in the order in turn: the machine's
+        # speed drifts within a round too, and whoever always ran second
+        # would always pay that drift.
+        shift = round_ % len(names)
         for loss in losses:
-            for name, fn in CONTENDERS.items():
-                timed = fn(X, y, epochs, batch_size, loss, device, precision)
+            for name in names[shift:] + names[:shift]:
+                # Garbage left by the previous contender (or by the imports,
+                # before the first) is collected outside every clock: a full
+                # collection takes 0.1 s, a tenth of an epoch at 200000 rows.
+                gc.collect()
+                timed = CONTENDERS[name](X, y, epochs, batch_size, loss, device, precision)
                 times[loss, name].append(timed["epoch"])
                 setup[loss, name].append(timed["setup"])
     blocks = {}

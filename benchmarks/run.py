@@ -72,7 +72,7 @@ import ldam_sklearn  # noqa: E402
 from ldam_sklearn.base import resolve_device  # noqa: E402
 
 FULL = {
-    "fit_shapes": ((50_000, 50, 9), (200_000, 100, 5)),  # rows, features, rounds
+    "fit_shapes": ((50_000, 50, 15), (200_000, 100, 11)),  # rows, features, rounds
     "fit_epochs": 2,
     "sparse": {},
     "l2rw_epochs": {"rounds": 5},

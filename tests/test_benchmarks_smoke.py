@@ -97,3 +97,24 @@ def test_fit_benchmark_runs_one_contender_for_a_profiler():
     )
     timed = ast.literal_eval(result.stdout.strip())
     assert timed["epoch"] > 0 and timed["setup"] > 0
+
+
+def test_fit_benchmark_gives_each_contender_each_place_in_turn(run_module, monkeypatch):
+    bench_fit = sys.modules["bench_fit"]
+    calls = []
+
+    def recorder(name):
+        def contender(X, y, epochs, batch_size, loss, device, precision):
+            calls.append(name)
+            return {"epoch": 1.0, "setup": 0.0}
+
+        return contender
+
+    names = list(bench_fit.CONTENDERS)
+    monkeypatch.setattr(bench_fit, "CONTENDERS", {name: recorder(name) for name in names})
+    bench_fit.run(n_samples=20, rounds=len(names))
+
+    orders = [calls[i : i + len(names)] for i in range(0, len(calls), len(names))]
+    assert len(orders) == len(names)
+    for place in range(len(names)):
+        assert sorted(order[place] for order in orders) == sorted(names)
