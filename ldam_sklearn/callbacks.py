@@ -34,10 +34,12 @@ class BalancedAccuracy(Callback):
     ----------
     _n_classes : int
         Number of classes of the net being trained; set by ``on_epoch_begin``.
-    _seen : dict of bool to list of (torch.Tensor, torch.Tensor)
-        True and predicted class indices of the epoch's training (``True``)
-        and validation (``False``) batches, counted at the epoch's end and
-        reset by ``on_epoch_begin`` (internal state).
+    _rows : dict of bool to torch.Tensor of shape (2, n_rows)
+        True (row 0) and predicted (row 1) class indices of the epoch's
+        training (``True``) and validation (``False``) batches, counted at
+        the epoch's end (internal state, one buffer per epoch).
+    _filled : dict of bool to int
+        Number of columns of ``_rows`` written so far in the epoch.
 
     References
     ----------
@@ -59,26 +61,55 @@ class BalancedAccuracy(Callback):
     3
     """
 
-    def on_epoch_begin(self, net, **kwargs):
+    def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         self._n_classes = len(net.classes_)
-        self._seen = {True: [], False: []}
+        self._expected = {True: _len(dataset_train), False: _len(dataset_valid)}
+        self._rows = {}
+        self._filled = {True: 0, False: 0}
 
     def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
-        # One argmax per batch; the counting waits for the epoch's end. Between
-        # the kernels of a CPU training step every small op costs tens of
-        # microseconds, and counting per batch took 5 % of an epoch. Two
-        # integers per row are kept, not the outputs.
+        # One argmax per batch, written into a buffer of the whole epoch; the
+        # counting waits for the epoch's end. Between the kernels of a CPU
+        # training step every small op costs tens of microseconds, and
+        # counting per batch took 5 % of an epoch. Keeping each batch's two
+        # small tensors in a list instead interleaved them with the step's
+        # large temporaries in glibc's heap, which then kept getting fresh
+        # pages: LDAM-DRW at 200000 x 100 took 40,000 to 58,000 page faults
+        # per epoch, and about a fifth longer per epoch (docs/benchmarks.md).
         labels, _ = unpack_target(batch[1])
-        self._seen[training].append((labels, y_pred.detach().argmax(dim=1)))
+        start = self._filled[training]
+        end = start + len(labels)
+        rows = self._buffer(training, end, labels.device)
+        rows[0, start:end] = labels
+        torch.argmax(y_pred.detach(), dim=1, out=rows[1, start:end])
+        self._filled[training] = end
+
+    def _buffer(self, training: bool, needed: int, device) -> torch.Tensor:
+        """The phase's buffer, with at least ``needed`` columns."""
+        rows = self._rows.get(training)
+        if rows is None or rows.shape[1] < needed:
+            # Sized to the epoch's dataset; an iterator that yields more rows
+            # than the dataset holds doubles it.
+            size = max(needed, self._expected[training] if rows is None else 2 * rows.shape[1])
+            grown = torch.empty((2, size), dtype=torch.long, device=device)
+            if rows is not None:
+                grown[:, : rows.shape[1]] = rows
+            self._rows[training] = rows = grown
+        return rows
 
     def on_epoch_end(self, net, **kwargs):
         k = self._n_classes
         for training, key in ((True, "train_bacc"), (False, "valid_bacc")):
-            if seen := self._seen[training]:
-                labels, predicted = (torch.cat(part) for part in zip(*seen, strict=True))
+            if filled := self._filled[training]:
+                labels, predicted = self._rows[training][:, :filled]
                 cells = torch.bincount(labels * k + predicted, minlength=k * k)
                 net.history.record(key, balanced_accuracy(cells.cpu().view(k, k)))
-        self._seen = {True: [], False: []}
+        self._rows = {}
+        self._filled = {True: 0, False: 0}
+
+
+def _len(dataset) -> int:
+    return 0 if dataset is None else len(dataset)
 
 
 def balanced_accuracy(confusion: torch.Tensor) -> float:

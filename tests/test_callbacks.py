@@ -1,13 +1,21 @@
 """Training schedules: the learning-rate recipe and class balancing switches."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 import torch
 from sklearn.metrics import balanced_accuracy_score
 from skorch.callbacks import Callback
+from skorch.history import History
 
 from ldam_sklearn import LDAMDRWClassifier
-from ldam_sklearn.callbacks import WarmupStepLR, balanced_accuracy, switch_epoch
+from ldam_sklearn.callbacks import (
+    BalancedAccuracy,
+    WarmupStepLR,
+    balanced_accuracy,
+    switch_epoch,
+)
 from ldam_sklearn.losses import class_balanced_weights
 
 FAST = {"max_epochs": 10, "random_state": 0, "module__hidden_layer_sizes": (16,)}
@@ -29,17 +37,46 @@ def test_balanced_accuracy_from_confusion_matches_sklearn():
     assert balanced_accuracy(confusion.view(5, 5)) == pytest.approx(expected)
 
 
-def test_train_bacc_is_the_balanced_accuracy_of_the_epoch_predictions(imbalanced_data):
+def test_bacc_is_the_balanced_accuracy_of_the_epoch_predictions(imbalanced_data):
     X, y = imbalanced_data
-    seen = []
+    seen = {True: [], False: []}
 
     class Record(Callback):
-        def on_batch_end(self, net, batch=None, y_pred=None, **kwargs):
-            seen.append((batch[1].numpy(), y_pred.argmax(1).numpy()))
+        def on_epoch_begin(self, net, **kwargs):
+            seen[True].clear()
+            seen[False].clear()
 
-    clf = LDAMDRWClassifier(callbacks=[Record()], **{**FAST, "max_epochs": 1}).fit(X, y)
-    y_true, y_pred = map(np.concatenate, zip(*seen, strict=True))
-    assert clf.history[-1, "train_bacc"] == pytest.approx(balanced_accuracy_score(y_true, y_pred))
+        def on_batch_end(self, net, batch=None, training=False, y_pred=None, **kwargs):
+            seen[training].append((batch[1].numpy(), y_pred.argmax(1).numpy()))
+
+    clf = LDAMDRWClassifier(
+        callbacks=[Record()],
+        early_stopping=True,
+        validation_fraction=0.3,
+        batch_size=16,
+        **{**FAST, "max_epochs": 2},
+    ).fit(X, y)
+    for training, key in ((True, "train_bacc"), (False, "valid_bacc")):
+        y_true, y_pred = map(np.concatenate, zip(*seen[training], strict=True))
+        assert clf.history[-1, key] == pytest.approx(balanced_accuracy_score(y_true, y_pred))
+
+
+def test_bacc_counts_every_row_when_batches_outnumber_the_dataset():
+    history = History()
+    history.new_epoch()
+    net = SimpleNamespace(classes_=np.arange(3), history=history)
+    callback = BalancedAccuracy()
+    callback.on_epoch_begin(net, dataset_train=range(4))
+    rng = np.random.RandomState(0)
+    y_true, y_pred = rng.randint(0, 3, 11), rng.randint(0, 3, 11)
+    for batch in np.array_split(np.arange(11), 4):
+        logits = torch.nn.functional.one_hot(torch.as_tensor(y_pred[batch]), 3).float()
+        callback.on_batch_end(
+            net, batch=(None, torch.as_tensor(y_true[batch])), training=True, y_pred=logits
+        )
+    callback.on_epoch_end(net)
+    assert history[-1, "train_bacc"] == pytest.approx(balanced_accuracy_score(y_true, y_pred))
+    assert "valid_bacc" not in history[-1]
 
 
 def test_warmup_step_follows_the_paper_at_200_epochs():
