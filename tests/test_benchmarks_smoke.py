@@ -53,6 +53,7 @@ def test_quick_suite_runs_and_reports(run_module, tmp_path, capsys):
         "ours / hand-written loop",
         "plain skorch / ours",
         "fit set-up before the first epoch",
+        "minor page faults per epoch",
         "process peak RSS / dense size",
         "time ratio 100x features, equal nnz",
         "L2RW epoch / ERM epoch",
@@ -106,7 +107,7 @@ def test_fit_benchmark_gives_each_contender_each_place_in_turn(run_module, monke
     def recorder(name):
         def contender(X, y, epochs, batch_size, loss, device, precision):
             calls.append(name)
-            return {"epoch": 1.0, "setup": 0.0}
+            return {"epoch": 1.0, "setup": 0.0, "faults": 0.0}
 
         return contender
 
