@@ -46,6 +46,7 @@ import time
 
 import numpy as np
 import torch
+from _ratios import paired_ratio
 from skorch import NeuralNetClassifier
 from skorch.callbacks import Callback
 from torch import nn
@@ -279,12 +280,7 @@ def run(
         medians = {name: statistics.median(times[loss, name]) for name in CONTENDERS}
 
         def paired(a, b, loss=loss):
-            # Ratios of runs made side by side, then their median: the speed
-            # of these shared machines drifts by 2x within minutes, which a
-            # ratio of medians taken minutes apart would mix in.
-            return statistics.median(
-                x / y for x, y in zip(times[loss, a], times[loss, b], strict=True)
-            )
+            return paired_ratio(times[loss, a], times[loss, b])
 
         blocks[loss] = {
             "seconds_per_epoch": medians,
