@@ -79,7 +79,7 @@ class BalancedAccuracy(Callback):
         labels, _ = unpack_target(batch[1])
         start = self._filled[training]
         end = start + len(labels)
-        rows = self._buffer(training, end, labels.device)
+        rows = self._buffer(training, end, y_pred.device)
         rows[0, start:end] = labels
         torch.argmax(y_pred.detach(), dim=1, out=rows[1, start:end])
         self._filled[training] = end
