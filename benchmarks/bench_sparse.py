@@ -8,7 +8,7 @@ sparse=True)`` read from the batch's non-zeros, and the default
 lazily):
 
 1. **Scaling** on synthetic CSR matrices with a fixed number of non-zeros per
-   row: time per epoch of 20,000 rows (measured on 40 batches and scaled) at
+   row: time per epoch of 20,000 rows (measured on 40 batches and scaled; 5 rounds) at
    10,000, 100,000 and 1,000,000 features with equal non-zeros (it should
    not grow with the number of features), and at 2x the non-zeros (it should
    grow with them).
