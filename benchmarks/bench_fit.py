@@ -269,7 +269,7 @@ def run(
             for name in names[shift:] + names[:shift]:
                 # Garbage left by the previous contender (or by the imports,
                 # before the first) is collected outside every clock: a full
-                # collection takes 0.1 s, a tenth of an epoch at 200000 rows.
+                # collection took 0.16 s here, a tenth of an epoch at 200000 rows.
                 gc.collect()
                 timed = CONTENDERS[name](X, y, epochs, batch_size, loss, device, precision)
                 times[loss, name].append(timed["epoch"])

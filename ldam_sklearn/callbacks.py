@@ -40,6 +40,9 @@ class BalancedAccuracy(Callback):
         the epoch's end (internal state, one buffer per epoch).
     _filled : dict of bool to int
         Number of columns of ``_rows`` written so far in the epoch.
+    _expected : dict of bool to int
+        Rows of the epoch's training and validation datasets: the size the
+        buffers start with.
 
     References
     ----------
