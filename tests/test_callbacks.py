@@ -61,12 +61,18 @@ def test_bacc_is_the_balanced_accuracy_of_the_epoch_predictions(imbalanced_data)
         assert clf.history[-1, key] == pytest.approx(balanced_accuracy_score(y_true, y_pred))
 
 
-def test_bacc_counts_every_row_when_batches_outnumber_the_dataset():
+def _bacc_epoch(n_classes: int, n_rows: int):
+    """A BalancedAccuracy whose epoch over ``n_rows`` training rows has begun, and its net."""
     history = History()
     history.new_epoch()
-    net = SimpleNamespace(classes_=np.arange(3), history=history)
+    net = SimpleNamespace(classes_=np.arange(n_classes), history=history)
     callback = BalancedAccuracy()
-    callback.on_epoch_begin(net, dataset_train=range(4))
+    callback.on_epoch_begin(net, dataset_train=range(n_rows))
+    return net, callback
+
+
+def test_bacc_counts_every_row_when_batches_outnumber_the_dataset():
+    net, callback = _bacc_epoch(n_classes=3, n_rows=4)
     rng = np.random.RandomState(0)
     y_true, y_pred = rng.randint(0, 3, 11), rng.randint(0, 3, 11)
     for batch in np.array_split(np.arange(11), 4):
@@ -75,18 +81,14 @@ def test_bacc_counts_every_row_when_batches_outnumber_the_dataset():
             net, batch=(None, torch.as_tensor(y_true[batch])), training=True, y_pred=logits
         )
     callback.on_epoch_end(net)
-    assert history[-1, "train_bacc"] == pytest.approx(balanced_accuracy_score(y_true, y_pred))
-    assert "valid_bacc" not in history[-1]
+    assert net.history[-1, "train_bacc"] == pytest.approx(balanced_accuracy_score(y_true, y_pred))
+    assert "valid_bacc" not in net.history[-1]
 
 
 def test_bacc_writes_an_epoch_into_one_buffer():
     # Small tensors kept per batch fragmented glibc's heap under the training
     # step's temporaries: tens of thousands of page faults per epoch.
-    history = History()
-    history.new_epoch()
-    net = SimpleNamespace(classes_=np.arange(2), history=history)
-    callback = BalancedAccuracy()
-    callback.on_epoch_begin(net, dataset_train=range(12))
+    net, callback = _bacc_epoch(n_classes=2, n_rows=12)
     buffers = set()
     for _ in range(3):
         callback.on_batch_end(
@@ -98,7 +100,7 @@ def test_bacc_writes_an_epoch_into_one_buffer():
         buffers.add(callback._rows[True].data_ptr())
     assert len(buffers) == 1
     callback.on_epoch_end(net)
-    assert history[-1, "train_bacc"] == 1.0
+    assert net.history[-1, "train_bacc"] == 1.0
 
 
 def test_warmup_step_follows_the_paper_at_200_epochs():
