@@ -292,6 +292,20 @@ def _layerwise_weighted_loss(losses: Tensor, records: list[_LinearCall], weights
     return (weights * losses).sum() + attached
 
 
+def _ignore_torch_jit_deprecation() -> None:
+    """Silence torch's own ``torch.jit.script`` deprecation, whatever its category.
+
+    torch's first forward-mode AD call in a process scripts its jvp
+    decompositions with the deprecated ``torch.jit.script``: a
+    ``DeprecationWarning`` in torch 2.13, a ``FutureWarning`` from 2.14. It is
+    torch-internal and not actionable by our users, so it is ignored by message
+    and only when torch itself issues it; any other warning still shows.
+    """
+    warnings.filterwarnings(
+        "ignore", message="`torch.jit.script` is deprecated", category=Warning, module=r"torch\."
+    )
+
+
 def _jvp_scores(
     module: nn.Module,
     X: Tensor,
@@ -307,10 +321,7 @@ def _jvp_scores(
     primals = {name: p.detach() for name, p in params.items()}
     tangents = dict(zip(params, meta_grads, strict=True))
     with warnings.catch_warnings():
-        # torch's first forward-mode AD call in a process scripts its jvp
-        # decompositions with the deprecated torch.jit.script; the warning is
-        # torch-internal and not actionable here.
-        warnings.filterwarnings("ignore", "`torch.jit.script` is deprecated", DeprecationWarning)
+        _ignore_torch_jit_deprecation()
         _, scores = jvp(
             lambda p: _per_example_losses(loss_fn, _isolated_forward(module, X, p), y),
             (primals,),

@@ -2,6 +2,9 @@
 
 import copy
 import functools
+import subprocess
+import sys
+import warnings
 
 import pytest
 import torch
@@ -10,6 +13,7 @@ from torch import nn
 
 from ldam_sklearn.meta_reweighting import (
     META_WEIGHT_METHODS,
+    _ignore_torch_jit_deprecation,
     l2rw_example_weights,
     meta_weighted_loss,
     select_method,
@@ -457,3 +461,38 @@ def test_standardising_mlp_takes_the_layerwise_route_exactly(method):
     reference = l2rw_example_weights(net, X, y, X_meta, y_meta, method="lookahead")
     weights = l2rw_example_weights(net, X, y, X_meta, y_meta, method=method)
     torch.testing.assert_close(weights, reference, atol=1e-10, rtol=1e-8)
+
+
+_FRESH_JVP_FIT = """
+import torch
+from torch import nn
+from ldam_sklearn.meta_reweighting import l2rw_example_weights
+torch.manual_seed(0)
+net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 2))
+X, y = torch.randn(8, 3), torch.arange(8) % 2
+l2rw_example_weights(net, X, y, X[:4], y[:4], method="jvp")
+"""
+
+
+def test_first_jvp_call_in_a_process_warns_nothing():
+    # torch scripts its jvp decompositions with the deprecated torch.jit.script
+    # on the first forward-mode call of a process (a DeprecationWarning in
+    # torch 2.13, a FutureWarning in 2.14); only a fresh interpreter sees it.
+    done = subprocess.run(
+        [sys.executable, "-W", "error", "-c", _FRESH_JVP_FIT], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+
+
+@pytest.mark.parametrize("category", [DeprecationWarning, FutureWarning, UserWarning])
+def test_torch_jit_filter_ignores_torch_own_warning_in_any_category(category):
+    message = "`torch.jit.script` is deprecated. Please switch to `torch.compile`."
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        _ignore_torch_jit_deprecation()
+        warnings.warn_explicit(message, category, "_script.py", 1, module="torch.jit._script")
+        # The same text from outside torch, and torch's other warnings, still show.
+        warnings.warn_explicit(message, category, "user.py", 1, module="user_code")
+        warnings.warn_explicit("another torch warning", category, "_script.py", 1, module="torch.jit")
+    assert [str(w.message) for w in caught] == [message, "another torch warning"]
