@@ -15,6 +15,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+import pandas as pd
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -119,3 +121,69 @@ def test_fit_benchmark_gives_each_contender_each_place_in_turn(run_module, monke
     assert len(orders) == len(names)
     for place in range(len(names)):
         assert sorted(order[place] for order in orders) == sorted(names)
+
+
+@pytest.fixture
+def bench_real():
+    spec = importlib.util.spec_from_file_location(
+        "_ldam_bench_real", ROOT / "benchmarks" / "bench_real.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fake_data_home(path: Path) -> Path:
+    """A data home laid out like ../shared/data, holding generated data."""
+    rng = np.random.default_rng(0)
+    (path / "imblearn_zenodo").mkdir(parents=True)
+    X = rng.normal(size=(90, 4))
+    label = np.where(np.arange(90) < 15, 1, -1)
+    X[label == 1] += 1.5
+    np.savez(path / "imblearn_zenodo" / "x1data.npz", data=X, label=label)
+    yeast = pd.DataFrame(rng.normal(size=(60, 3)), columns=["a", "b", "c"])
+    yeast["label"] = np.repeat(["CYT", "NUC", "ERL"], [30, 24, 6])
+    yeast.to_csv(path / "uci_yeast_multiclass.csv", index=False)
+    return path
+
+
+def test_real_data_benchmark_scores_caches_and_reports(bench_real, tmp_path, monkeypatch):
+    home = _fake_data_home(tmp_path / "data")
+    out = tmp_path / "out" / "real.json"
+    argv = [
+        "--data-home",
+        str(home),
+        "--datasets",
+        "ecoli,yeast_multiclass",
+        "--contenders",
+        "LR-bal,LDAM-DRW",
+        "--out",
+        str(out),
+    ]
+    summary = bench_real.main(argv)
+
+    assert list(summary.index) == ["LR-bal", "LDAM-DRW"]
+    assert set(summary["mean_rank"]) <= {1.0, 1.5, 2.0}
+    assert summary["mean_rank"].sum() == 3.0
+    assert ((summary["balanced_accuracy"] > 0.5) & (summary["balanced_accuracy"] <= 1)).all()
+    results = json.loads(out.read_text())["results"]
+    assert len(results) == 2 * 2 * bench_real.N_FOLDS
+    assert (tmp_path / "out" / "real.png").stat().st_size > 0
+    assert "LDAM-DRW" in (tmp_path / "out" / "real.md").read_text()
+
+    # A second run finds every fold in the cache and fits nothing.
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a cached fold was fitted again")
+
+    monkeypatch.setattr(bench_real, "score_fold", no_fit)
+    again = bench_real.main(argv)
+    pd.testing.assert_frame_equal(again, summary)
+
+
+def test_real_data_benchmark_uses_the_same_folds_for_everyone(bench_real):
+    y = np.repeat([0, 1, 2], [40, 12, 5])
+    first, second = bench_real.folds(y), bench_real.folds(y)
+    for (train_a, test_a), (_, test_b) in zip(first, second, strict=True):
+        np.testing.assert_array_equal(test_a, test_b)
+        assert set(y[train_a]) == {0, 1, 2}
+    assert sorted(np.concatenate([test for _, test in first])) == list(range(len(y)))
