@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import inspect
+import numbers
 
 import numpy as np
 import scipy.sparse as sp
@@ -41,6 +42,7 @@ from .data import ArrayDataset, BatchIterator, unpack_target
 from .losses import CrossEntropyLoss
 from .modules import MLP, SparseLinear
 from .optim import SGD
+from .utils.threads import resolve_n_threads, step_macs, torch_threads
 from .utils.validation import check_choice, check_int
 
 __all__ = ["BaseNetClassifier", "resolve_device"]
@@ -151,6 +153,17 @@ class BaseNetClassifier(NeuralNetClassifier):
         bfloat16, losses and probabilities in float32, parameters and
         optimizer state in float32. Worth it on GPUs with bfloat16 tensor
         cores (and CPUs with AMX); elsewhere it is slower than ``"fp32"``.
+    n_threads : int or "auto", default="auto"
+        PyTorch intra-op threads while ``fit``, ``partial_fit`` and
+        ``predict_proba`` run; torch's own setting is restored afterwards.
+        ``"auto"`` uses one thread when a training step is small (under
+        ``SMALL_STEP_MACS`` multiply-adds: batch size x dense weights, which
+        holds the default network on tabular and text data), since extra
+        threads mostly wait on each other there and lose their cores on a
+        busy machine; larger networks get one thread per core that other
+        processes are not using at the start of the call, never more than
+        torch's current setting. An int fixes the count; ``-1`` uses every
+        core this process may run on.
 
     Attributes
     ----------
@@ -163,6 +176,8 @@ class BaseNetClassifier(NeuralNetClassifier):
         Defined when ``X`` has string column names.
     device_ : torch.device
         The device the model lives on.
+    n_threads_ : int
+        The intra-op threads the last ``fit`` or ``partial_fit`` used.
     module_, criterion_, optimizer_, history_
         As in skorch [1]_.
 
@@ -225,6 +240,7 @@ class BaseNetClassifier(NeuralNetClassifier):
         random_state=None,
         lr_schedule="warmup_step",
         precision: str = "fp32",
+        n_threads: int | str = "auto",
         **kwargs,
     ):
         kwargs.setdefault("iterator_train__shuffle", True)
@@ -251,6 +267,7 @@ class BaseNetClassifier(NeuralNetClassifier):
         self.random_state = random_state
         self.lr_schedule = lr_schedule
         self.precision = precision
+        self.n_threads = n_threads
 
     # -- hooks for subclasses -------------------------------------------------
 
@@ -261,6 +278,13 @@ class BaseNetClassifier(NeuralNetClassifier):
         check_int("batch_size", self.batch_size)
         check_int("n_iter_no_change", self.n_iter_no_change)
         check_choice("precision", self.precision, _PRECISIONS)
+        n_threads = self.n_threads
+        if not (
+            (isinstance(n_threads, str) and n_threads == "auto")
+            or (isinstance(n_threads, numbers.Integral) and not isinstance(n_threads, bool))
+            and (n_threads == -1 or n_threads >= 1)
+        ):
+            raise ValueError(f"n_threads must be 'auto', -1 or an integer >= 1, got {n_threads!r}.")
         schedule = self.lr_schedule
         if not (schedule is None or isinstance(schedule, (str, Callback))) or (
             isinstance(schedule, str) and schedule != "warmup_step"
@@ -347,11 +371,16 @@ class BaseNetClassifier(NeuralNetClassifier):
             self._seed = seed
             if initialize:
                 self.initialize()
-            with self._skorch_device():
+            self.n_threads_ = self._thread_count()
+            with self._skorch_device(), torch_threads(self.n_threads_):
                 NeuralNet.partial_fit(
                     self, dataset, None, _routing_method=routing_method, **fit_params
                 )
         return self
+
+    def _thread_count(self) -> int:
+        macs = step_macs(self.module_, self.batch_size)
+        return resolve_n_threads(self.n_threads, macs, ceiling=torch.get_num_threads())
 
     def _validate_fit_data(self, X, y, sample_weight, *, reset, classes=None):
         self._check_params()
@@ -674,7 +703,9 @@ class BaseNetClassifier(NeuralNetClassifier):
         if sp.issparse(X) and X.format != "csr":
             X = X.tocsr()
         batches = BatchIterator(self.get_dataset(X), batch_size=self.batch_size, pad_last=True)
-        outputs = torch.cat([self.evaluation_step(batch) for batch in batches])[: X.shape[0]]
+        with torch_threads(self._thread_count()):
+            outputs = torch.cat([self.evaluation_step(batch) for batch in batches])
+        outputs = outputs[: X.shape[0]]
         proba = np.empty(outputs.shape, dtype=np.float64)
         # The float64 softmax runs over large chunks, not per batch: per
         # batch its overhead was a third of the cost of prediction, and over
