@@ -251,6 +251,19 @@ class WarmupStepLR(Callback):
         net.history.record("lr", net.optimizer_.param_groups[0]["lr"])
 
 
+class _LoggedWeights(list):
+    """Per-class weights: a list, which the ``verbose`` epoch log shows as ``min..max``.
+
+    skorch's ``PrintLog`` (through ``tabulate``, which formats cells with
+    ``format``) would print the whole list, one float of 18 digits per class,
+    and push the columns after it out of line. ``str``, ``repr`` and the
+    values are the list's.
+    """
+
+    def __format__(self, spec: str) -> str:
+        return format(f"{min(self):.3f}..{max(self):.3f}", spec)
+
+
 class ClassBalancing(Callback):
     """Re-weight the loss or re-sample the batches by class, from an epoch on.
 
@@ -323,7 +336,7 @@ class ClassBalancing(Callback):
             labels = dataset_train.y.cpu()
             dataset_train.draw_weights = (1.0 / counts)[labels] if active else None
         net.history.record("balancing", self.mode if active else "none")
-        net.history.record("class_weights", weights.tolist())
+        net.history.record("class_weights", _LoggedWeights(weights.tolist()))
 
 
 class MetaWeightStats(Callback):

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -25,12 +26,19 @@ _PLOT_NAME = "per_class_recall.png"
 _DESCRIPTION = """\
 Compare LDAM-DRW, learning-to-reweight and the usual imbalance remedies on one
 data set: a table of balanced accuracy, macro-F1, G-mean, many/medium/few-shot
-recall and fit time, a JSON file with every number and the exact configuration,
-and a PNG of per-class recall against training class frequency.
+recall (the minority class's recall on binary data) and fit time; a JSON file
+with every number and the exact configuration; and a PNG that ranks the
+methods by balanced accuracy and shows the best ones' recall of each class
+against its training frequency. Progress goes to stderr: a bar per fit on a
+terminal (epochs, time left, training balanced accuracy), lines otherwise.
 
 Without arguments: long-tailed MNIST-1D (imbalance ratio 100, generated
 locally, no download), all methods, about a minute on two CPU cores.
 """
+
+_IMBLEARN_NAMES = textwrap.fill(
+    ", ".join(compare.IMBLEARN_DATASETS), width=78, initial_indent="  ", subsequent_indent="  "
+)
 
 _EPILOG = f"""\
 methods (default: all, in this order):
@@ -38,6 +46,20 @@ methods (default: all, in this order):
 
 datasets (long-tailed training set, balanced test set):
 {chr(10).join(f"  {name:<16}{text}" for name, text in compare.DATASETS.items())}
+
+imbalanced-learn data sets (--imblearn NAME):
+{_IMBLEARN_NAMES}
+
+where the data is read from:
+  --csv PATH      that file.
+  --imblearn      DATA_HOME/zenodo/x<ID>data.npz, never downloaded. DATA_HOME is
+                  --data-home DIR, else $SCIKIT_LEARN_DATA, else ~/scikit_learn_data.
+                  Fetch a set once where there is network access (imblearn's
+                  fetch_datasets(filter_data=("ecoli",))), or copy its zenodo/
+                  folder and point --data-home at the folder that holds it.
+  --dataset       digits and synthetic come with scikit-learn; mnist1d is
+                  generated once and cached in --data-home DIR, else
+                  $LDAM_SKLEARN_DATA, else ~/.cache/ldam_sklearn.
 
 Every neural method trains the same MLP (--hidden) for the same --epochs;
 the samplers (ros, smote) run inside an imbalanced-learn pipeline before an
@@ -162,7 +184,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     source.add_argument("--csv", metavar="PATH", type=Path, help="a CSV file (needs --target)")
     source.add_argument(
-        "--imblearn", metavar="NAME", help="an imbalanced-learn benchmark (must be cached)"
+        "--imblearn",
+        metavar="NAME",
+        help="an imbalanced-learn benchmark, read from --data-home (names and folders below)",
     )
     data.add_argument(
         "--imbalance-ratio",
@@ -187,8 +211,8 @@ def build_parser() -> argparse.ArgumentParser:
         "--data-home",
         metavar="DIR",
         type=Path,
-        help="data cache: MNIST-1D's (default $LDAM_SKLEARN_DATA or ~/.cache/ldam_sklearn) "
-        "and imbalanced-learn's (default ~/scikit_learn_data)",
+        help="folder of the cached data: imbalanced-learn's zenodo/ folder, MNIST-1D's "
+        "cache (defaults below)",
     )
 
     defaults = compare.NetSettings()

@@ -225,3 +225,14 @@ def test_every_event_reaches_the_callbacks_that_define_it(imbalanced_data):
         + ["epoch_end"]
     )
     assert events == ["train_begin"] + epoch * 2
+
+
+def test_verbose_log_shows_class_weights_as_a_short_aligned_range(imbalanced_data, capsys):
+    X, y = imbalanced_data
+    clf = LDAMDRWClassifier(verbose=1, drw_start=0.5, **FAST).fit(X, y)
+    rows = capsys.readouterr().out.splitlines()[2:]
+    expected = class_balanced_weights(torch.as_tensor(clf.class_counts_, dtype=torch.float32))
+    assert "1.000..1.000" in rows[0]
+    assert f"{expected.min():.3f}..{expected.max():.3f}" in rows[-1]
+    assert len({len(row.split("..")[0]) for row in rows}) == 1  # the columns stay in line
+    assert clf.history[-1, "class_weights"] == pytest.approx(expected.tolist())

@@ -281,3 +281,33 @@ def test_python_dash_m():
         check=True,
     )
     assert "--imbalance-ratio" in result.stdout and "ldam_drw" in result.stdout
+
+
+def test_help_lists_the_imblearn_names_and_where_data_is_read_from(capsys):
+    with pytest.raises(SystemExit):
+        main(["compare", "--help"])
+    help_text = " ".join(capsys.readouterr().out.split())
+    assert all(name in help_text for name in compare.IMBLEARN_DATASETS)
+    assert "DATA_HOME/zenodo/x<ID>data.npz, never downloaded" in help_text
+    assert "DATA_HOME is --data-home DIR, else $SCIKIT_LEARN_DATA" in help_text
+    assert "point --data-home at the folder that holds it" in help_text
+
+
+def test_unknown_imblearn_name_gets_the_closest_names(capsys):
+    err = error_of(capsys, "--imblearn", "abalone19")
+    assert "'abalone19' is not an imbalanced-learn data set; did you mean 'abalone_19'" in err
+    assert "odict_keys" not in err
+
+
+def test_warnings_that_change_the_result_reach_the_console(tmp_path, capsys):
+    # Imbalance ratio 30 on digits leaves 4 rows of the rarest class: SMOTE
+    # runs with 3 neighbours instead of 5.
+    args = ["--dataset", "digits", "--imbalance-ratio", "30", "--methods", "smote"]
+    main(["compare", *TINY, *args, "--out", str(tmp_path)])
+    captured = capsys.readouterr()
+    lowered = "SMOTE's k_neighbors lowered from 5 to 3"
+    assert f"warning, ERM + SMOTE: UserWarning: {lowered}" in captured.err
+    assert lowered in captured.out.split("Warnings (they may change the scores above):")[1]
+    main(["compare", *TINY, *args, "--out", str(tmp_path), "--quiet"])
+    captured = capsys.readouterr()
+    assert captured.err == "" and lowered in captured.out

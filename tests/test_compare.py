@@ -1,6 +1,8 @@
 """Unit tests of the comparison logic behind ``ldam-sklearn compare``."""
 
+import io
 import json
+import sys
 
 import numpy as np
 import pandas as pd
@@ -10,20 +12,25 @@ from imblearn.over_sampling import SMOTE
 from sklearn.datasets import make_classification
 from sklearn.preprocessing import StandardScaler
 
-from ldam_sklearn import compare
+from ldam_sklearn import LDAMDRWClassifier, compare
 from ldam_sklearn.compare import (
+    IMBLEARN_DATASETS,
+    METHODS,
     ComparisonData,
     Method,
     NetSettings,
     format_table,
     load_csv,
     load_generated,
+    load_imblearn,
     plot_per_class_recall,
     run_comparison,
     save_report,
     score,
     shot_groups,
 )
+from ldam_sklearn.compare import report as report_module
+from ldam_sklearn.compare import run as run_module
 from ldam_sklearn.datasets import long_tailed_counts
 
 TINY = NetSettings(epochs=2, hidden=(8,), batch_size=64)
@@ -34,7 +41,7 @@ def small_data(weights=(0.8, 0.15, 0.05), sparse=False):
         n_samples=300,
         n_features=6,
         n_informative=4,
-        n_classes=3,
+        n_classes=len(weights),
         weights=list(weights),
         random_state=0,
     )
@@ -159,7 +166,8 @@ def test_skips_smote_with_a_singleton_class_and_hgb_on_sparse_data():
 
 
 def test_smote_neighbours_fit_the_rarest_class():
-    smote, _ = compare.METHODS["smote"].build(TINY, 0, np.array([50, 4]))
+    with pytest.warns(UserWarning, match="k_neighbors lowered from 5 to 3: the rarest training"):
+        smote, _ = compare.METHODS["smote"].build(TINY, 0, np.array([50, 4]))
     assert isinstance(smote, SMOTE) and smote.k_neighbors == 3
 
 
@@ -179,4 +187,162 @@ def test_thread_limit_is_restored():
 def test_plot_is_a_png(tmp_path):
     report = run_comparison(small_data(), ["erm", "logreg"], settings=TINY, progress=False)
     path = plot_per_class_recall(report, tmp_path / "plots" / "recall.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def rare_class_data():
+    """small_data with 4 training rows of class 2: SMOTE and L2RW adapt, and warn."""
+    data = small_data()
+    data.y_train = data.y_train.copy()
+    data.y_train[data.y_train == 2] = 1
+    data.y_train[:4] = 2
+    return data
+
+
+def test_warnings_that_change_the_result_reach_stderr_and_the_table(capsys):
+    report = run_comparison(rare_class_data(), ["smote", "l2rw"], settings=TINY)
+    err = capsys.readouterr().err
+    smote = "SMOTE's k_neighbors lowered from 5 to 3"
+    assert f"warning, ERM + SMOTE: UserWarning: {smote}" in err
+    assert "warning, L2RW: UserWarning: classes [2] have no more than meta_size=10" in err
+    table = format_table(report)
+    warnings_part = table.split("Warnings (they may change the scores above):")[1]
+    assert smote in warnings_part and "L2RW: UserWarning: classes [2]" in warnings_part
+    assert any(smote in text for text in report["methods"]["smote"]["runs"][0]["warnings"])
+
+
+def test_a_warning_is_shown_once_per_method_not_once_per_seed(capsys):
+    run_comparison(rare_class_data(), ["smote"], settings=TINY, seeds=2)
+    assert capsys.readouterr().err.count("k_neighbors lowered") == 1
+
+
+def test_table_explains_g_mean_and_shows_rows_per_class():
+    data = small_data()
+    report = run_comparison(data, ["logreg"], progress=False)
+    table = format_table(report)
+    assert "G-mean: geometric mean of the per-class recalls, so 0 whenever one class" in table
+    train, test = np.bincount(data.y_train), np.bincount(data.y_test)
+    items = ", ".join(f"{label}: {train[label]}/{test[label]}" for label in range(3))
+    assert f"rows per class (training/test): {items}" in table
+    assert "many/medium/few" in table and "minority recall" not in table
+
+
+def test_binary_table_shows_minority_recall_instead_of_shot_groups():
+    data = small_data(weights=(0.9, 0.1))
+    report = run_comparison(data, ["erm", "logreg"], settings=TINY, seeds=2, progress=False)
+    lines = format_table(report).splitlines()
+    header = lines[2]
+    assert "minority recall" in header
+    assert not {"many", "medium", "few"} & set(header.split())
+    minority = int(np.argmin(np.bincount(data.y_train)))
+    recalls = [run["per_class_recall"][minority] for run in report["methods"]["logreg"]["runs"]]
+    row = next(line for line in lines if line.startswith("LogReg"))
+    assert f"{np.mean(recalls):.3f} ± {np.std(recalls):.3f}" in row
+    assert f"test recall of the rarer training class, {minority!r}" in format_table(report)
+
+
+class Terminal(io.StringIO):
+    def isatty(self):
+        return True
+
+
+def test_epoch_bar_shows_epochs_and_training_balanced_accuracy(monkeypatch):
+    monkeypatch.setattr(sys, "stderr", Terminal())
+    progress = run_module._Progress(total=1, enabled=True)
+    ticker = progress.start("ERM", 0, epochs=3)
+    data = small_data()
+    LDAMDRWClassifier(max_epochs=3, callbacks=[("progress", ticker)], random_state=0).fit(
+        data.X_train, data.y_train
+    )
+    bar = progress.epochs
+    assert (bar.n, bar.total, bar.unit, bar.desc) == (3, 3, "epoch", "ERM (seed 0)")
+    assert bar.postfix.startswith("train bal. acc 0.")
+    progress.finish("ERM", 0, "done")
+    progress.close()
+    assert "ERM (seed 0)" in sys.stderr.getvalue()
+
+
+def test_long_fits_report_progress_lines_when_stderr_is_not_a_terminal(monkeypatch, capsys):
+    monkeypatch.setattr(run_module, "_LINE_INTERVAL_S", 0.0)
+    run_comparison(small_data(), ["erm"], settings=NetSettings(epochs=3, hidden=(8,)))
+    err = capsys.readouterr().err.splitlines()
+    assert err[0].startswith("    ERM (seed 0): epoch 1/3, train bal. acc 0.")
+    assert err[0].endswith(" s left")
+    assert err[1].startswith("    ERM (seed 0): epoch 2/3")
+    assert err[2].startswith("[1/1] ERM (seed 0): balanced accuracy")
+
+
+def test_unknown_imblearn_name_gets_the_closest_names():
+    with pytest.raises(
+        ValueError, match="'ecolli' is not an imbalanced-learn data set; did you mean 'ecoli'"
+    ):
+        load_imblearn("ecolli")
+    with pytest.raises(ValueError, match="the names are: ecoli, optical_digits"):
+        load_imblearn("zzz")
+    assert len(IMBLEARN_DATASETS) == 27 and "abalone_19" in IMBLEARN_DATASETS
+
+
+def fake_report(n_classes=10, seeds=2, methods=tuple(METHODS)):
+    """A report as run_comparison writes it, with made-up scores: no fitting."""
+    rng = np.random.default_rng(0)
+    classes = [f"class_{i}" for i in range(n_classes)]
+    counts = long_tailed_counts(500, n_classes, 100).tolist()
+    entries = {}
+    for i, name in enumerate(methods):
+        runs = [
+            {
+                "balanced_accuracy": 0.3 + 0.02 * i + 0.01 * seed,
+                "per_class_recall": rng.random(n_classes).tolist(),
+            }
+            for seed in range(seeds)
+        ]
+        entries[name] = {
+            "label": METHODS[name].label,
+            "status": "ok",
+            "runs": runs,
+            "summary": {
+                "balanced_accuracy": {
+                    "mean": float(np.mean([r["balanced_accuracy"] for r in runs]))
+                },
+                "per_class_recall": np.mean([r["per_class_recall"] for r in runs], axis=0).tolist(),
+            },
+        }
+    entries["hgb"] = {"label": "HistGB (balanced)", "status": "skipped", "note": "sparse"}
+    return {
+        "config": {"data": {"description": "made-up scores"}, "seeds": list(range(seeds))},
+        "data": {
+            "classes": classes,
+            "class_counts_train": counts,
+            "class_counts_test": [30] * n_classes,
+        },
+        "methods": entries,
+    }
+
+
+def test_figure_ranks_every_method_with_its_own_colour_and_marker():
+    names = [name for name in METHODS if name != "hgb"]
+    report = fake_report(methods=names)
+    rank_ax, recall_ax, _ = report_module._figure(report).axes
+    ranked = [label.get_text() for label in rank_ax.get_yticklabels()]
+    # Every method that ran has its row, best (here: last in the report) at the top.
+    assert ranked == [METHODS[name].label for name in names]
+    means = [collection for collection in rank_ax.collections if collection.get_sizes()[0] == 70]
+    styles = {(tuple(c.get_facecolor()[0]), c.get_paths()[0].vertices.tobytes()) for c in means}
+    assert len(means) == len(names) and len(styles) == len(names)
+    assert len({tuple(c.get_facecolor()[0]) for c in means}) == len(names)
+    # The recall panel: the four best and the ERM reference, classes named on the axis.
+    legend = [text.get_text() for text in recall_ax.get_legend().get_texts()]
+    best = [METHODS[name].label for name in names[::-1][:4]]
+    assert legend == [*best, "ERM (reference)"]
+    ticks = [label.get_text() for label in recall_ax.get_xticklabels()]
+    assert ticks[0] == "class_0\n500" and ticks[-1].startswith("class_9\n")
+    lines = recall_ax.get_lines()
+    assert (
+        len({line.get_color() for line in lines}) == len({line.get_marker() for line in lines}) == 5
+    )
+
+
+def test_plot_of_a_binary_report_with_one_seed(tmp_path):
+    report = fake_report(n_classes=2, seeds=1, methods=("erm", "ldam_drw"))
+    path = plot_per_class_recall(report, tmp_path / "binary.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

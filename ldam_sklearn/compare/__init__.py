@@ -20,7 +20,15 @@ The data (long-tailed subsample and test split) is fixed; ``seeds`` vary the
 models only, so every seed sees the same training class counts.
 """
 
-from .data import DATA_SEED, DATASETS, ComparisonData, load_csv, load_generated, load_imblearn
+from .data import (
+    DATA_SEED,
+    DATASETS,
+    IMBLEARN_DATASETS,
+    ComparisonData,
+    load_csv,
+    load_generated,
+    load_imblearn,
+)
 from .methods import METHODS, Method, NetSettings
 from .metrics import FEW_SHOT_MAX, MANY_SHOT_MIN, SCORES, score, shot_groups
 from .report import format_table, plot_per_class_recall, save_report
@@ -30,6 +38,7 @@ __all__ = [
     "DATASETS",
     "DATA_SEED",
     "FEW_SHOT_MAX",
+    "IMBLEARN_DATASETS",
     "MANY_SHOT_MIN",
     "METHODS",
     "SCORES",

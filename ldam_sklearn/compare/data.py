@@ -8,13 +8,14 @@ only.
 
 from __future__ import annotations
 
+import difflib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pandas as pd
-from imblearn.datasets import fetch_datasets
+from imblearn.datasets import _zenodo, fetch_datasets
 from imblearn.pipeline import make_pipeline
 from sklearn.compose import ColumnTransformer
 from sklearn.datasets import get_data_home, load_digits, make_classification
@@ -26,7 +27,15 @@ from sklearn.utils.multiclass import type_of_target
 
 from ..datasets import load_long_tailed_mnist1d, make_long_tailed
 
-__all__ = ["DATASETS", "DATA_SEED", "ComparisonData", "load_csv", "load_generated", "load_imblearn"]
+__all__ = [
+    "DATASETS",
+    "DATA_SEED",
+    "IMBLEARN_DATASETS",
+    "ComparisonData",
+    "load_csv",
+    "load_generated",
+    "load_imblearn",
+]
 
 #: The data splits are fixed across seeds so that seeds measure model variance.
 DATA_SEED = 0
@@ -37,6 +46,11 @@ DATASETS = {
     "digits": "scikit-learn's 8x8 digits; stratified test split",
     "synthetic": "make_classification, 10 classes, 20 features; stratified test split",
 }
+
+#: The names of imbalanced-learn's benchmark data sets, in its order. The
+#: name -> Zenodo file number map is private to imbalanced-learn, and the
+#: only listing of the names short of downloading them.
+IMBLEARN_DATASETS: tuple[str, ...] = tuple(_zenodo.MAP_NAME_ID)
 
 
 @dataclass
@@ -433,7 +447,8 @@ def load_imblearn(
     FileNotFoundError
         If the data set is not cached; the message gives the expected file.
     ValueError
-        If ``name`` is not one of imbalanced-learn's data sets.
+        If ``name`` is not one of :data:`IMBLEARN_DATASETS`; the message
+        gives the closest names.
 
     Notes
     -----
@@ -461,14 +476,19 @@ def load_imblearn(
     ...         print("is not cached" in str(exc), "x1data.npz" in str(exc))
     True True
     """
+    if name not in IMBLEARN_DATASETS:
+        close = difflib.get_close_matches(name, IMBLEARN_DATASETS, n=3, cutoff=0.5)
+        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
+        raise ValueError(
+            f"{name!r} is not an imbalanced-learn data set; {hint}"
+            f"the names are: {', '.join(IMBLEARN_DATASETS)}."
+        )
     data_home = None if data_home is None else str(data_home)  # imblearn takes str only
     try:
         found = fetch_datasets(filter_data=(name,), download_if_missing=False, data_home=data_home)
     except OSError as exc:
         # fetch_datasets says only "Data not found"; name the file it looks for.
-        from imblearn.datasets import _zenodo  # the name -> file number map is private
-
-        number = getattr(_zenodo, "MAP_NAME_ID", {}).get(name, "{ID}")
+        number = _zenodo.MAP_NAME_ID[name]
         expected = Path(get_data_home(data_home)) / "zenodo" / f"x{number}data.npz"
         raise FileNotFoundError(
             f"imbalanced-learn data set {name!r} is not cached: expected {expected}. Fetch it "

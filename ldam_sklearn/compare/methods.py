@@ -6,6 +6,7 @@ Every neural method trains the same MLP for the same number of epochs
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -185,7 +186,16 @@ def _ros(seed: int, class_counts: np.ndarray) -> RandomOverSampler:
 def _smote(seed: int, class_counts: np.ndarray) -> SMOTE:
     # SMOTE interpolates between a sample and its k nearest same-class
     # neighbours; the rarest long-tailed classes have fewer than the default 5.
-    return SMOTE(k_neighbors=min(5, int(class_counts.min()) - 1), random_state=seed)
+    rarest = int(class_counts.min())
+    k_neighbors = min(5, rarest - 1)
+    if k_neighbors < 5:
+        warnings.warn(
+            f"SMOTE's k_neighbors lowered from 5 to {k_neighbors}: the rarest training "
+            f"class has {rarest} samples",
+            UserWarning,
+            stacklevel=2,
+        )
+    return SMOTE(k_neighbors=k_neighbors, random_state=seed)
 
 
 def _smote_skip(data: ComparisonData, class_counts: np.ndarray) -> str | None:

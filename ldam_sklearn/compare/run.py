@@ -32,49 +32,94 @@ from .metrics import FEW_SHOT_MAX, MANY_SHOT_MIN, SCORES, score, shot_groups
 __all__ = ["run_comparison"]
 
 
-class _EpochTicker(Callback):
-    """skorch callback advancing a progress bar after every epoch."""
+#: Seconds between two progress lines of one fit when stderr is not a terminal.
+_LINE_INTERVAL_S = 30.0
 
-    def __init__(self, bar: tqdm):
-        self.bar = bar
+
+class _EpochTicker(Callback):
+    """skorch callback reporting every finished epoch to a :class:`_Progress`."""
+
+    def __init__(self, progress: _Progress):
+        self.progress = progress
 
     def on_epoch_end(self, net, **kwargs):
-        self.bar.update()
+        self.progress.epoch(len(net.history), net.history[-1].get("train_bacc"))
 
 
 class _Progress:
-    """A bar over runs and one over epochs on a terminal; one line per run otherwise."""
+    """Progress of a comparison on stderr.
+
+    On a terminal: a tqdm bar over the runs and one over the epochs of the
+    current fit (ETA and training balanced accuracy). Otherwise (a log file,
+    a pipe): one line per run, and a line every ``_LINE_INTERVAL_S`` seconds
+    of a long fit, so that a 5-minute fit is not 5 minutes of silence.
+    """
 
     def __init__(self, total: int, enabled: bool):
         self.stream = sys.stderr
         self.enabled = enabled
         self.live = enabled and self.stream.isatty()
+        self.interval = _LINE_INTERVAL_S
         self.total, self.done = total, 0
         self.runs = tqdm(
             total=total, desc="runs", unit="run", file=self.stream, disable=not self.live
         )
         self.epochs = None
+        self.fit = ("", 0, 0, 0.0, 0.0)  # label, seed, epochs, start, time of the last line
 
     def start(self, label: str, seed: int, epochs: int | None) -> Callback | None:
-        """Announce a run; return the callback that drives its epoch bar, if one is shown."""
+        """Announce a run; return the callback that reports its epochs, if it has any."""
         self.runs.set_postfix_str(f"{label}, seed {seed}")
-        if not (self.live and epochs):
+        if not (self.enabled and epochs):
             return None
-        self.epochs = tqdm(total=epochs, desc=label, unit="epoch", leave=False, file=self.stream)
-        return _EpochTicker(self.epochs)
+        now = time.perf_counter()
+        self.fit = (label, seed, epochs, now, now)
+        if self.live:
+            self.epochs = tqdm(
+                total=epochs,
+                desc=f"{label} (seed {seed})",
+                unit="epoch",
+                leave=False,
+                file=self.stream,
+            )
+        return _EpochTicker(self)
 
-    def finish(self, label: str, seed: int, outcome: str) -> None:
+    def epoch(self, done: int, train_bacc: float | None) -> None:
+        """One more epoch of the current fit is done."""
+        score = "" if train_bacc is None else f"train bal. acc {train_bacc:.3f}"
+        if self.epochs is not None:
+            self.epochs.set_postfix_str(score, refresh=False)
+            self.epochs.update()
+            return
+        label, seed, epochs, start, last = self.fit
+        now = time.perf_counter()
+        if now - last < self.interval or done >= epochs:
+            return
+        self.fit = (label, seed, epochs, start, now)
+        left = (now - start) / done * (epochs - done)
+        self.write(
+            f"    {label} (seed {seed}): epoch {done}/{epochs}, {score or 'no score'}, "
+            f"about {left:.0f} s left"
+        )
+
+    def write(self, text: str) -> None:
+        """A line on stderr that does not break the bars."""
+        if self.live:
+            tqdm.write(text, file=self.stream)
+        elif self.enabled:
+            print(text, file=self.stream, flush=True)
+
+    def finish(self, label: str, seed: int, outcome: str, warned: Sequence[str] = ()) -> None:
         if self.epochs is not None:
             self.epochs.close()
             self.epochs = None
         self.done += 1
         self.runs.update()
-        if self.enabled and not self.live:
+        if not self.live:
             width = len(str(self.total))
-            print(
-                f"[{self.done:>{width}}/{self.total}] {label} (seed {seed}): {outcome}",
-                file=self.stream,
-            )
+            self.write(f"[{self.done:>{width}}/{self.total}] {label} (seed {seed}): {outcome}")
+        for warning in warned:
+            self.write(f"    warning, {label}: {warning}")
 
     def close(self) -> None:
         self.runs.close()
@@ -121,18 +166,32 @@ def _describe(pipeline) -> list[dict[str, Any]]:
     ]
 
 
-def _fit_and_score(pipeline, data: ComparisonData, classes, class_counts) -> dict[str, Any]:
-    # Warnings (e.g. LogisticRegression convergence) go to the report, not
-    # between the progress bars.
+def _fit_and_score(
+    method: Method,
+    settings: NetSettings,
+    seed: int,
+    ticker: Callback | None,
+    data: ComparisonData,
+    classes: np.ndarray,
+    class_counts: np.ndarray,
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """Build, fit and score one run: its scores and the description of its pipeline."""
+    # Warnings (SMOTE's lowered k_neighbors, L2RW's meta rows, LogisticRegression
+    # convergence) are recorded with the run and shown once the run is over,
+    # not between the progress bars.
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        steps = method.build(settings, seed, class_counts)
+        if ticker is not None:
+            steps[-1].set_params(callbacks=[("progress", ticker)])
+        pipeline = make_pipeline(clone(data.preprocessor), *steps)
         start = time.perf_counter()
         pipeline.fit(data.X_train, data.y_train)
         fit_seconds = time.perf_counter() - start
         y_pred = pipeline.predict(data.X_test)
     run = {"fit_seconds": fit_seconds, **score(data.y_test, y_pred, classes, class_counts)}
     run["warnings"] = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
-    return run
+    return run, _describe(pipeline)
 
 
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
@@ -164,22 +223,22 @@ def _run_method(
     entry = {"label": method.label, "status": "ok", "note": None, "runs": []}
     if skip_reason is not None:
         return {**entry, "status": "skipped", "note": skip_reason}
+    shown: set[str] = set()
     for seed in range(seeds):
         ticker = bar.start(method.label, seed, settings.epochs if method.neural else None)
         try:
-            steps = method.build(settings, seed, class_counts)
-            if ticker is not None:
-                steps[-1].set_params(callbacks=[("progress", ticker)])
-            pipeline = make_pipeline(clone(data.preprocessor), *steps)
-            entry["pipeline"] = _describe(pipeline)
-            run = _fit_and_score(pipeline, data, classes, class_counts)
+            run, entry["pipeline"] = _fit_and_score(
+                method, settings, seed, ticker, data, classes, class_counts
+            )
         except Exception as exc:  # one broken method must not sink the others
             note = f"{type(exc).__name__}: {exc}"
             bar.finish(method.label, seed, f"failed ({note})")
             return {**entry, "status": "failed", "note": note}
         entry["runs"].append({"seed": seed, **run})
         outcome = f"balanced accuracy {run['balanced_accuracy']:.3f}, {run['fit_seconds']:.1f} s"
-        bar.finish(method.label, seed, outcome)
+        new_warnings = [text for text in run["warnings"] if text not in shown]
+        shown.update(new_warnings)
+        bar.finish(method.label, seed, outcome, new_warnings)
     entry["summary"] = _summary(entry["runs"])
     return entry
 
