@@ -1,4 +1,4 @@
-"""Learning to reweight examples as a scikit-learn classifier."""
+"""Learning to reweight examples as a scikit-learn classifier, and the meta set it shares."""
 
 from __future__ import annotations
 
@@ -17,95 +17,27 @@ from .utils.validation import check_choice, check_int, check_real
 
 __all__ = ["L2RWClassifier"]
 
+#: The meta set held out of the training data never takes more than this
+#: share of a class's rows: the rest stay for training (at least one row).
+_META_SHARE = 0.25
+
 _BASE_LOSSES = {"ce": (CrossEntropyLoss, ()), "ldam": (LDAMLoss, ("max_m", "s"))}
 
 
-class L2RWClassifier(BaseNetClassifier):
-    """Neural network classifier that learns to reweight its training examples.
+class BaseMetaSetClassifier(BaseNetClassifier):
+    """Classifier trained with a clean meta set: its selection, loss and history.
 
-    At every step the examples of the batch are weighted by how well their
-    gradient agrees with the gradient of the loss on a small, clean and
-    balanced *meta* set (Ren et al., 2018, Algorithm 1): examples whose
-    gradient points away from it get weight 0, the rest are weighted by the
-    agreement and normalised to sum to 1. This resists both class imbalance
-    and noisy labels, given trusted meta rows.
-
-    The meta rows come from ``fit(X, y, meta_mask=mask)`` (a boolean array
-    marking trusted rows of ``X``, routable through ``Pipeline`` and
-    ``GridSearchCV`` with scikit-learn's metadata routing), or else
-    ``meta_size`` rows per class are held out of the training data.
-
-    Parameters
-    ----------
-    meta_size : int, default=10
-        Meta rows held out per class when no ``meta_mask`` is given. A class
-        with fewer rows gives fewer, keeping at least one for training; a
-        class with a single row uses it for both, with a warning.
-    base_loss : {"ce", "ldam"}, default="ce"
-        Per-example loss of both the training and the meta batch.
-        ``"ldam"`` combines the method with the LDAM loss (and cosine head).
-    max_m, s : float, default=0.5, 30.0
-        LDAM parameters, used with ``base_loss="ldam"``.
-    weight_method : {"auto", "layerwise", "jvp", "lookahead"}, default="auto"
-        How the exact weights are computed; see
-        :func:`ldam_sklearn.l2rw_example_weights`. ``"auto"`` takes the fast
-        layer-structured route for MLPs of linear layers and the generic
-        ``torch.func`` route otherwise.
-    weighting : {"sign", "exact"}, default="sign"
-        ``"exact"``: Algorithm 1's weights, proportional to the rectified
-        agreement. ``"sign"``: equal weights for every example the meta
-        gradient agrees with, zero for the rest. The exact weights
-        concentrate on a few large-gradient examples, overfit the small meta
-        set and diverge at lr=0.1; on MNIST-1D with 40 % uniform label noise
-        they score 38.9 % balanced accuracy against ERM's 44.8 %, while
-        "sign" scores 48.4 % (``benchmarks/bench_l2rw_quality.py``).
-    train_on_meta : bool, default=False
-        Also train on the meta rows. Worth it when the meta rows are taken
-        from classes with few rows: on long-tailed MNIST-1D (ratio 100) the
-        meta set holds most rows of the rare classes, and training on them
-        turns 32.0 % balanced accuracy (ERM: 34.8 %) into 36.0 %
-        (``benchmarks/bench_l2rw_quality.py``, 5 seeds).
-    **kwargs
-        Parameters of :class:`ldam_sklearn.base.BaseNetClassifier` and skorch
-        (``max_epochs``, ``lr``, ``batch_size``, ``module__hidden_layer_sizes``,
-        ``device``, ``random_state``...). A user-given ``criterion`` must
-        return per-example losses.
-
-    Attributes
-    ----------
-    classes_ : ndarray of shape (n_classes,)
-    class_counts_ : ndarray of shape (n_classes,)
-        Samples per class in the data given to ``fit`` (meta rows included).
-    meta_indices_ : ndarray of int
-        Rows of the ``fit`` data used as the meta set.
-    n_features_in_ : int
-    feature_names_in_ : ndarray of shape (n_features_in_,)
-    device_ : torch.device
-    module_, criterion_, optimizer_ : torch objects
-    history_ : skorch.history.History
-        Per epoch: ``train_loss``, ``train_bacc``, ``lr``,
-        ``meta_weight_per_class`` (mean weight of each class's examples
-        times the batch size: 1.0 is uniform), ``zero_weight_fraction`` and
-        ``zero_weight_steps`` (steps whose batch got no weight at all).
-
-    References
-    ----------
-    .. [1] M. Ren, W. Zeng, B. Yang, R. Urtasun. "Learning to Reweight
-       Examples for Robust Deep Learning", ICML 2018.
-
-    Examples
-    --------
-    >>> from sklearn.datasets import make_classification
-    >>> from ldam_sklearn import L2RWClassifier
-    >>> X, y = make_classification(n_samples=400, weights=[0.9, 0.1], random_state=0)
-    >>> clf = L2RWClassifier(max_epochs=10, random_state=0).fit(X, y)
-    >>> clf.meta_indices_.shape
-    (20,)
-    >>> clf.predict(X[:3]).shape
-    (3,)
+    Shared by :class:`L2RWClassifier` and
+    :class:`~ldam_sklearn.meta_weight_net.MetaWeightNetClassifier`; not meant
+    to be used directly. Subclasses implement ``train_step_single``, which
+    returns the batch's ``weights`` for :class:`MetaWeightStats`.
     """
 
     _sparse_first_layer = False  # meta_reweighting's per-example gradients expect nn.Linear layers
+
+    #: Device tensors cached for the training steps: every fit rebuilds them,
+    #: and a pickle must load on machines without that device.
+    _step_caches = ("_meta_batch",)
 
     def __init__(
         self,
@@ -115,7 +47,6 @@ class L2RWClassifier(BaseNetClassifier):
         max_m: float = 0.5,
         s: float = 30.0,
         weight_method: str = "auto",
-        weighting: str = "sign",
         train_on_meta: bool = False,
         **kwargs,
     ):
@@ -125,7 +56,6 @@ class L2RWClassifier(BaseNetClassifier):
         self.max_m = max_m
         self.s = s
         self.weight_method = weight_method
-        self.weighting = weighting
         self.train_on_meta = train_on_meta
 
     def fit(self, X, y, sample_weight=None, meta_mask=None, **fit_params):
@@ -174,7 +104,6 @@ class L2RWClassifier(BaseNetClassifier):
         check_int("meta_size", self.meta_size)
         check_choice("base_loss", self.base_loss, _BASE_LOSSES)
         check_choice("weight_method", self.weight_method, META_WEIGHT_METHODS)
-        check_choice("weighting", self.weighting, WEIGHTINGS)
         check_real("max_m", self.max_m, 0)
         check_real("s", self.s, 0, strict=True)
 
@@ -215,19 +144,23 @@ class L2RWClassifier(BaseNetClassifier):
         return dataset.subset(np.flatnonzero(keep))
 
     def _hold_out_meta(self, labels: np.ndarray) -> np.ndarray:
+        # meta_size rows per class, but at most a quarter of the class's rows
+        # (at least one): the old rule kept one row for training and took 10
+        # of the 16 minority rows of a real data set's training fold.
         rng = check_random_state(self.random_state)
-        meta = []
-        for label in range(len(self.classes_)):
-            rows = rng.permutation(np.flatnonzero(labels == label))
-            meta.append(rows[: max(1, min(self.meta_size, len(rows) - 1))])
-        small = np.flatnonzero(self.class_counts_ <= self.meta_size)
+        counts = np.bincount(labels, minlength=len(self.classes_))
+        taken = np.maximum(1, np.minimum(self.meta_size, (_META_SHARE * counts).astype(int)))
+        meta = [
+            rng.permutation(np.flatnonzero(labels == label))[:size]
+            for label, size in enumerate(taken)
+        ]
+        small = np.flatnonzero((counts > 0) & (counts <= self.meta_size))
         if len(small):
-            taken = [len(meta[label]) for label in small]
-            singles = self.classes_[self.class_counts_ == 1].tolist()
+            singles = self.classes_[counts == 1].tolist()
             warnings.warn(
                 f"classes {self.classes_[small].tolist()} have no more than meta_size="
-                f"{self.meta_size} samples, so only {taken} of their rows were held out as "
-                "meta rows, keeping at least one each for training"
+                f"{self.meta_size} samples, so only {taken[small].tolist()} of their rows "
+                f"were held out as meta rows (at most a quarter of a class, at least one)"
                 + (
                     f"; classes {singles} have a single sample, which serves as both a "
                     "meta row and a training row"
@@ -270,10 +203,137 @@ class L2RWClassifier(BaseNetClassifier):
 
     def __getstate__(self):
         state = super().__getstate__()
-        # Device tensors cached for the training steps; every fit rebuilds
-        # them, and a pickle must load on machines without that device.
-        state.pop("_meta_batch", None)
+        for name in self._step_caches:
+            state.pop(name, None)
         return state
+
+    def get_loss(self, y_pred, y_true, X=None, training=False):
+        """Mean per-example loss, for validation batches."""
+        return super().get_loss(y_pred, y_true, X=X, training=training).mean()
+
+
+class L2RWClassifier(BaseMetaSetClassifier):
+    """Neural network classifier that learns to reweight its training examples.
+
+    At every step the examples of the batch are weighted by how well their
+    gradient agrees with the gradient of the loss on a small, clean and
+    balanced *meta* set (Ren et al., 2018, Algorithm 1): examples whose
+    gradient points away from it get weight 0, the rest keep their weight
+    of plain training (``weighting="sign"``, the default) or are weighted
+    by the agreement (``weighting="exact"``). This resists both class
+    imbalance and noisy labels, given trusted meta rows.
+
+    The meta rows come from ``fit(X, y, meta_mask=mask)`` (a boolean array
+    marking trusted rows of ``X``, routable through ``Pipeline`` and
+    ``GridSearchCV`` with scikit-learn's metadata routing), or else
+    ``meta_size`` rows per class are held out of the training data, never
+    more than a quarter of a class's rows.
+
+    Parameters
+    ----------
+    meta_size : int, default=10
+        Meta rows held out per class when no ``meta_mask`` is given, at most
+        a quarter of the class's rows (rounded down) and at least one, so
+        rare classes keep three quarters of their rows for training. A
+        class with no more than ``meta_size`` rows is reported with a
+        warning; a class with a single row uses it for both.
+    base_loss : {"ce", "ldam"}, default="ce"
+        Per-example loss of both the training and the meta batch.
+        ``"ldam"`` combines the method with the LDAM loss (and cosine head).
+    max_m, s : float, default=0.5, 30.0
+        LDAM parameters, used with ``base_loss="ldam"``.
+    weight_method : {"auto", "layerwise", "jvp", "lookahead"}, default="auto"
+        How the exact weights are computed; see
+        :func:`ldam_sklearn.l2rw_example_weights`. ``"auto"`` takes the fast
+        layer-structured route for MLPs of linear layers and the generic
+        ``torch.func`` route otherwise.
+    weighting : {"sign", "exact"}, default="sign"
+        ``"sign"``: every example the meta gradient agrees with keeps its
+        plain-training weight ``1 / batch_size`` (times its
+        ``sample_weight``, normalised), the rest get 0, so no step is larger
+        than a plain training step. ``"exact"``: Algorithm 1's weights, the
+        rectified agreements normalised to sum to 1 over the batch: one
+        agreeing example among disagreeing ones takes the whole batch's
+        weight, which diverges at ``lr=0.1`` on real imbalanced data; use a
+        smaller ``lr`` with it. See :func:`ldam_sklearn.meta_reweighting.meta_weighted_loss`.
+    train_on_meta : bool, default=False
+        Also train on the meta rows. Worth it when the meta rows are taken
+        from classes with few rows: on long-tailed MNIST-1D (ratio 100) the
+        meta set holds most rows of the rare classes, and training on them
+        turns 32.0 % balanced accuracy (ERM: 34.8 %) into 36.0 %
+        (``benchmarks/bench_l2rw_quality.py``, 5 seeds).
+    **kwargs
+        Parameters of :class:`ldam_sklearn.base.BaseNetClassifier` and skorch
+        (``max_epochs``, ``lr``, ``batch_size``, ``module__hidden_layer_sizes``,
+        ``device``, ``random_state``...). A user-given ``criterion`` must
+        return per-example losses.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    class_counts_ : ndarray of shape (n_classes,)
+        Samples per class in the data given to ``fit`` (meta rows included).
+    meta_indices_ : ndarray of int
+        Rows of the ``fit`` data used as the meta set.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+    device_ : torch.device
+    module_, criterion_, optimizer_ : torch objects
+    history_ : skorch.history.History
+        Per epoch: ``train_loss``, ``train_bacc``, ``lr``,
+        ``meta_weight_per_class`` (mean weight of each class's examples
+        times the batch size: 1.0 is plain training's; with ``"sign"``, the
+        fraction of the class's examples kept), ``zero_weight_fraction`` and
+        ``zero_weight_steps`` (steps whose batch got no weight at all).
+
+    See Also
+    --------
+    ldam_sklearn.meta_weight_net.MetaWeightNetClassifier : Weights from a
+        learned function of the loss (Meta-Weight-Net).
+
+    References
+    ----------
+    .. [1] M. Ren, W. Zeng, B. Yang, R. Urtasun. "Learning to Reweight
+       Examples for Robust Deep Learning", ICML 2018.
+
+    Examples
+    --------
+    >>> from sklearn.datasets import make_classification
+    >>> from ldam_sklearn import L2RWClassifier
+    >>> X, y = make_classification(n_samples=400, weights=[0.9, 0.1], random_state=0)
+    >>> clf = L2RWClassifier(max_epochs=10, random_state=0).fit(X, y)
+    >>> clf.meta_indices_.shape
+    (20,)
+    >>> clf.predict(X[:3]).shape
+    (3,)
+    """
+
+    def __init__(
+        self,
+        meta_size: int = 10,
+        *,
+        base_loss: str = "ce",
+        max_m: float = 0.5,
+        s: float = 30.0,
+        weight_method: str = "auto",
+        weighting: str = "sign",
+        train_on_meta: bool = False,
+        **kwargs,
+    ):
+        super().__init__(
+            meta_size,
+            base_loss=base_loss,
+            max_m=max_m,
+            s=s,
+            weight_method=weight_method,
+            train_on_meta=train_on_meta,
+            **kwargs,
+        )
+        self.weighting = weighting
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_choice("weighting", self.weighting, WEIGHTINGS)
 
     # -- training step -------------------------------------------------------------
 
@@ -297,7 +357,3 @@ class L2RWClassifier(BaseNetClassifier):
             )
         loss.backward()
         return {"loss": loss, "y_pred": logits, "weights": weights}
-
-    def get_loss(self, y_pred, y_true, X=None, training=False):
-        """Mean per-example loss, for validation batches."""
-        return super().get_loss(y_pred, y_true, X=X, training=training).mean()

@@ -249,6 +249,41 @@ def test_all_negative_scores_give_zero_weights_and_zero_update(method):
         assert torch.equal(p.grad, torch.zeros_like(p))
 
 
+@pytest.mark.parametrize("method", ALL_METHODS)
+def test_one_agreeing_example_keeps_its_share_under_sign_weighting(method):
+    """Issue #16: the lone agreeing example must not take the whole batch's weight."""
+    net, X, y, X_meta, y_meta = opposed_binary_problem()
+    y = y.clone()
+    y[3] = 1  # same label as the meta batch: its gradient agrees, the others oppose
+    assert ((brute_force_scores(net, X, y, X_meta, y_meta, ce) > 0) == (y == 1)).all()
+    expected = torch.zeros(N_TRAIN, dtype=torch.float64)
+
+    _, weights, _ = meta_weighted_loss(net, X, y, X_meta, y_meta, method=method, weighting="sign")
+    expected[3] = 1 / N_TRAIN
+    torch.testing.assert_close(weights, expected, rtol=0, atol=1e-15)
+
+    prior = torch.linspace(0.5, 2.0, N_TRAIN, dtype=torch.float64)
+    _, weights, _ = meta_weighted_loss(
+        net, X, y, X_meta, y_meta, method=method, weighting="sign", sample_weight=prior
+    )
+    expected[3] = prior[3] / prior.sum()
+    torch.testing.assert_close(weights, expected, rtol=1e-12, atol=0)
+
+    # "exact" stays Algorithm 1: normalised by the agreeing total.
+    _, weights, _ = meta_weighted_loss(net, X, y, X_meta, y_meta, method=method, weighting="exact")
+    expected[3] = 1.0
+    torch.testing.assert_close(weights, expected, rtol=0, atol=1e-12)
+
+
+def test_sign_weighting_of_a_weightless_batch_is_zero():
+    net, X, y, X_meta, y_meta = opposed_binary_problem()
+    loss, weights, _ = meta_weighted_loss(
+        net, X, 1 - y, X_meta, y_meta, weighting="sign", sample_weight=torch.zeros(N_TRAIN)
+    )
+    assert torch.equal(weights, torch.zeros(N_TRAIN, dtype=torch.float64))
+    assert loss.item() == 0.0
+
+
 def make_frozen_mlp(seed):
     net = make_mlp(seed)
     net[0].weight.requires_grad_(False)
