@@ -79,7 +79,9 @@ def measure_row(n_rows, n_features, epochs, rounds, loaded) -> dict:
                     chosen.append(used)
     ratios = [
         a / min(one, every)
-        for a, one, every in zip(times["auto"], times["1 thread"], times["all threads"], strict=True)
+        for a, one, every in zip(
+            times["auto"], times["1 thread"], times["all threads"], strict=True
+        )
     ]
     return {
         "rows": n_rows,
@@ -109,7 +111,9 @@ def main(argv=None) -> dict:
     rounds = 1 if args.quick else args.rounds
     print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores", flush=True)
     results = {"fixed_cost_s": fixed_cost(3 if args.quick else args.fixed_rounds), "rows": []}
-    print(f"fixed cost, default fit on 1,000 rows for 1 epoch: {results['fixed_cost_s'] * 1e3:.1f} ms")
+    print(
+        f"fixed cost, default fit on 1,000 rows for 1 epoch: {results['fixed_cost_s'] * 1e3:.1f} ms"
+    )
     print(f"{'X':>14} {'machine':>9} {'auto':>8} {'1 thr':>8} {'all':>8} {'auto/best':>10}")
     for n_rows, n_features, epochs in rows:
         for loaded in (False, True):
