@@ -173,6 +173,8 @@ def estimator(loss: str = "ce", precision: str = "fp32", **params):
         lr=SGD["lr"],
         module__hidden_layer_sizes=HIDDEN,
         random_state=0,
+        # Like for like: the loop and plain skorch run at torch's setting.
+        n_threads=torch.get_num_threads(),
         **params,
     )
 

@@ -62,6 +62,7 @@ def run(
         module__hidden_layer_sizes=HIDDEN,
         device=device,
         random_state=0,
+        n_threads=torch.get_num_threads(),  # the forward loop's, like for like
     ).fit(X[:2000], y[:2000])
     Xt = torch.from_numpy(X).to(clf.device_)
     times = {(kind, bs): [] for bs in batch_sizes for kind in ("predict_proba", "forward")}
