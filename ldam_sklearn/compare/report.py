@@ -65,7 +65,11 @@ def _class_sizes(data: dict[str, Any]) -> str:
 def format_table(report: dict[str, Any]) -> str:
     """The terminal table of a report: one row per method, mean (± std over seeds).
 
-    Skipped and failed methods are listed under the table with the reason.
+    Skipped and failed methods are listed under the table with the reason,
+    and so are the warnings the runs raised (e.g. SMOTE's lowered
+    ``k_neighbors``, L2RW's smaller meta set), since they change the scores.
+    On binary data the many/medium/few-shot columns give way to the recall
+    of the minority class.
 
     Parameters
     ----------
@@ -75,8 +79,9 @@ def format_table(report: dict[str, Any]) -> str:
     Returns
     -------
     table : str
-        A title line, the aligned table, the legend of the shot groups and,
-        if any, the methods that did not run.
+        A title line, the aligned table, a legend (G-mean, the shot groups
+        or the minority class, the training and test rows of each class)
+        and, if any, the methods that did not run and the warnings.
 
     Notes
     -----
