@@ -346,3 +346,11 @@ def test_plot_of_a_binary_report_with_one_seed(tmp_path):
     report = fake_report(n_classes=2, seeds=1, methods=("erm", "ldam_drw"))
     path = plot_per_class_recall(report, tmp_path / "binary.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_plot_when_no_method_ran(tmp_path, recwarn):
+    report = fake_report(methods=())
+    assert [entry["status"] for entry in report["methods"].values()] == ["skipped"]
+    path = plot_per_class_recall(report, tmp_path / "empty.png")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert not [w for w in recwarn if "legend" in str(w.message)]

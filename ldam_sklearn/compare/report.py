@@ -299,7 +299,7 @@ def _figure(report: dict[str, Any]):
     bars.set_ylabel("training rows of the class (grey bars, log scale)", color="0.4")
     recall_ax.set_zorder(bars.get_zorder() + 1)
     recall_ax.patch.set_visible(False)
-    offsets = np.linspace(-0.25, 0.25, len(shown)) if len(shown) > 1 else [0.0]
+    offsets = np.linspace(-0.25, 0.25, len(shown)) if len(shown) > 1 else np.zeros(len(shown))
     for offset, name in zip(offsets, shown, strict=True):
         recall = np.asarray(ran[name]["summary"]["per_class_recall"])[order]
         label = ran[name]["label"] + (" (reference)" if name not in ranked[::-1][:_TOP] else "")
@@ -315,7 +315,8 @@ def _figure(report: dict[str, Any]):
     recall_ax.set_ylabel("test recall of the class")
     recall_ax.grid(axis="y", alpha=0.3)
     # Head classes (left) are usually recalled well: the lower left is free.
-    recall_ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
+    if shown:  # when every method failed or was skipped the panels stay empty
+        recall_ax.legend(loc="lower left", fontsize=8, framealpha=0.9)
     recall_ax.set_title(
         f"What does it buy on rare classes? Recall per class, top {min(_TOP, len(ranked))}",
         fontsize=10,
