@@ -7,10 +7,13 @@ namespace (a later block uses what an earlier one defined), in a temporary
 folder, as ``__main__``; ``X, y`` and ``X_train, X_test, y_train, y_test``,
 which stand for the reader's data, are a small imbalanced data set unless
 the page defines them; ``DASK_SCHEDULER_ADDRESS`` names a running scheduler
-(a local one). Any other fence language that could hold Python fails.
+(a local one). A ```text block right after a Python block shows its
+output: its first line must be in what the block printed. Any other fence
+language that could hold Python fails.
 
-The build test copies of ``docs/`` and ``examples/`` (so the checkout stays clean)
-with ``sphinx-build -W --keep-going`` and the gallery in quick mode
+The build tests copy ``docs/`` and ``examples/`` (so the checkout stays
+clean) and build them with ``sphinx-build -W --keep-going`` and the gallery
+in quick mode
 (``LDAM_SKLEARN_QUICK=1``: every example runs, on small data), then checks
 that each rendered example page embeds the figures its example drew.
 Needs the ``docs`` extra (sphinx, numpydoc, sphinx-gallery,
@@ -20,6 +23,7 @@ pydata-sphinx-theme, myst-parser).
 from __future__ import annotations
 
 import contextlib
+import io
 import linecache
 import os
 import re
@@ -115,11 +119,18 @@ def test_code_blocks_of_the_page_run(page, isolated, monkeypatch, one_torch_thre
                 )
             )
             monkeypatch.setenv("DASK_SCHEDULER_ADDRESS", cluster.scheduler_address)
+        printed = None
         for language, line, code in _fences(page):
+            if language == "text" and printed is not None:
+                first = code.splitlines()[0].strip()
+                assert first in printed, f"{page.name}, line {line}: {first!r} was not printed"
+            printed = None
             if language == "python":
                 name = f"{page.name}, block at line {line}"
                 linecache.cache[name] = (len(code), None, code.splitlines(True), name)  # tracebacks
-                exec(compile(code, name, "exec"), namespace)
+                with contextlib.redirect_stdout(io.StringIO()) as out:
+                    exec(compile(code, name, "exec"), namespace)
+                printed = out.getvalue()
 
 
 def _draws_figures(path: Path) -> bool:
