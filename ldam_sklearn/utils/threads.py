@@ -34,7 +34,30 @@ def step_macs(module: nn.Module, batch_size: int) -> int:
 
     Embedding tables (the ``SparseLinear`` first layer on sparse input) are
     left out: a batch touches only the rows of its non-zero features, and
-    that gather is memory-bound, not worth a second thread.
+    that gather is memory-bound, not worth a second thread [1]_.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network.
+    batch_size : int
+        Rows per training step.
+
+    Returns
+    -------
+    macs : int
+        ``batch_size`` times the number of dense weights and biases.
+
+    References
+    ----------
+    .. [1] PyTorch documentation, "CPU threading and TorchScript inference",
+       https://pytorch.org/docs/stable/notes/cpu_threading_torchscript_inference.html.
+
+    Examples
+    --------
+    >>> from torch import nn
+    >>> step_macs(nn.Linear(10, 4), batch_size=8)
+    352
     """
     sparse_weights = {
         id(p)
@@ -65,7 +88,24 @@ def busy_cores() -> int:
     """Cores that other processes' runnable tasks are using right now.
 
     Read from the run-queue count of ``/proc/loadavg`` minus this process's
-    own running threads; 0 where the system does not expose them (not Linux).
+    own running threads, the smallest of three readings; 0 where the system
+    does not expose them (not Linux). An instantaneous count, unlike the
+    load average, which trails a change of load by a minute.
+
+    Returns
+    -------
+    busy : int
+        Runnable tasks of other processes, at least 0.
+
+    References
+    ----------
+    .. [1] Linux ``proc(5)`` manual page, ``/proc/loadavg``: "the number of
+       currently runnable kernel scheduling entities".
+
+    Examples
+    --------
+    >>> busy_cores() >= 0
+    True
     """
     try:
         readings = []
@@ -79,11 +119,39 @@ def busy_cores() -> int:
 
 
 def resolve_n_threads(n_threads: int | str, macs: int, ceiling: int) -> int:
-    """The thread count for ``n_threads`` (``"auto"`` or an int, ``-1`` for all cores).
+    """The thread count for ``n_threads``: ``"auto"``, an int, or ``-1`` for all cores.
 
-    ``ceiling`` is torch's current setting, which ``"auto"`` never exceeds:
-    it carries ``OMP_NUM_THREADS`` and ``torch.set_num_threads`` choices, and
-    joblib and Dask workers already start with their share of the cores.
+    ``"auto"`` gives one thread when a step does fewer than
+    ``SMALL_STEP_MACS`` multiply-adds, else one per core that other
+    processes leave idle (:func:`busy_cores`), between 1 and ``ceiling``.
+
+    Parameters
+    ----------
+    n_threads : int or "auto"
+        The estimator's parameter.
+    macs : int
+        Multiply-adds of one step, from :func:`step_macs`.
+    ceiling : int
+        torch's current setting, which ``"auto"`` never exceeds: it carries
+        ``OMP_NUM_THREADS`` and ``torch.set_num_threads`` choices, and joblib
+        and Dask workers already start with their share of the cores.
+
+    Returns
+    -------
+    n : int
+        Intra-op threads to use, at least 1.
+
+    References
+    ----------
+    .. [1] PyTorch documentation, "CPU threading and TorchScript inference",
+       https://pytorch.org/docs/stable/notes/cpu_threading_torchscript_inference.html.
+
+    Examples
+    --------
+    >>> resolve_n_threads("auto", macs=1_000_000, ceiling=8)
+    1
+    >>> resolve_n_threads(3, macs=1_000_000, ceiling=8)
+    3
     """
     if n_threads == -1:
         return _usable_cores()
@@ -96,7 +164,32 @@ def resolve_n_threads(n_threads: int | str, macs: int, ceiling: int) -> int:
 
 @contextlib.contextmanager
 def torch_threads(n: int) -> Iterator[None]:
-    """Run the block with ``n`` intra-op threads, then restore torch's setting."""
+    """Run the block with ``n`` intra-op threads, then restore torch's setting.
+
+    Parameters
+    ----------
+    n : int
+        Intra-op threads inside the block (``torch.set_num_threads``).
+
+    Yields
+    ------
+    None
+
+    References
+    ----------
+    .. [1] PyTorch documentation, "CPU threading and TorchScript inference",
+       https://pytorch.org/docs/stable/notes/cpu_threading_torchscript_inference.html.
+
+    Examples
+    --------
+    >>> import torch
+    >>> before = torch.get_num_threads()
+    >>> with torch_threads(1):
+    ...     torch.get_num_threads()
+    1
+    >>> torch.get_num_threads() == before
+    True
+    """
     previous = torch.get_num_threads()
     if n != previous:
         torch.set_num_threads(n)
