@@ -1,7 +1,8 @@
 """Imbalance-aware deep classifiers for scikit-learn, built on skorch.
 
-``LDAMDRWClassifier`` (Cao et al., NeurIPS 2019) and ``L2RWClassifier``
-(Ren et al., ICML 2018) are scikit-learn estimators that train PyTorch
+``LDAMDRWClassifier`` (Cao et al., NeurIPS 2019), ``L2RWClassifier``
+(Ren et al., ICML 2018) and ``MetaWeightNetClassifier`` (Shu et al.,
+NeurIPS 2019) are scikit-learn estimators that train PyTorch
 networks on CUDA when present and on the CPU otherwise.
 """
 
@@ -9,5 +10,12 @@ from ._version import __version__
 from .l2rw import L2RWClassifier
 from .ldam_drw import LDAMDRWClassifier
 from .meta_reweighting import l2rw_example_weights
+from .meta_weight_net import MetaWeightNetClassifier
 
-__all__ = ["L2RWClassifier", "LDAMDRWClassifier", "l2rw_example_weights", "__version__"]
+__all__ = [
+    "L2RWClassifier",
+    "LDAMDRWClassifier",
+    "MetaWeightNetClassifier",
+    "l2rw_example_weights",
+    "__version__",
+]

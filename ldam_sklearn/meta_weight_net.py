@@ -1,0 +1,498 @@
+"""Meta-Weight-Net (Shu et al., 2019): example weights from a small network of the loss.
+
+A weighting network ``V(ℓ; Θ)`` (one input, one hidden layer, a sigmoid
+output) maps each training example's loss to its weight. Per step, with a
+training batch ``i = 1..n``, prior weights ``p_i = s_i / Σ_j s_j`` (``1/n``
+without sample weights) and a clean meta batch:
+
+1. look-ahead: ``θ̂(Θ) = θ - α Σ_i p_i V(ℓ_i(θ); Θ) ∇θ ℓ_i(θ)``;
+2. meta step: ``Θ`` takes one step of its own optimizer along
+   ``∇Θ L_meta(θ̂(Θ))``;
+3. real step: ``θ`` is trained on ``Σ_i p_i V(ℓ_i(θ); Θ) ℓ_i(θ)`` with the
+   updated ``Θ``.
+
+The per-example gradients ``g_i = ∇θ ℓ_i(θ)`` do not depend on ``Θ`` and
+``θ̂`` is linear in the weights, so the meta-gradient is exact without a
+second-order graph::
+
+    ∇Θ L_meta(θ̂) = -α Σ_i p_i ⟨∇θ L_meta(θ̂), g_i⟩ ∂V(ℓ_i; Θ)/∂Θ,
+
+the dot products of Learning to Reweight's closed form
+(:mod:`ldam_sklearn.meta_reweighting`), taken along the meta gradient at
+``θ̂`` rather than at ``θ``. They come from the same ``"layerwise"`` and
+``"jvp"`` routes; ``"lookahead"`` is the literal double-backward computation.
+
+References
+----------
+.. [1] J. Shu, Q. Xie, L. Yi, Q. Zhao, S. Zhou, Z. Xu and D. Meng,
+   "Meta-Weight-Net: Learning an Explicit Mapping For Sample Weighting",
+   NeurIPS 2019, arXiv:1902.07379.
+"""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import Callable
+from typing import NamedTuple
+
+import torch
+from torch import Tensor, nn
+
+from .data import unpack_target
+from .l2rw import BaseMetaSetClassifier
+from .meta_reweighting import (
+    LossFn,
+    _check_step,
+    _default_loss,
+    _isolated_forward,
+    _jvp_scores,
+    _layerwise_dots,
+    _layerwise_forward,
+    _layerwise_gradients,
+    _layerwise_weighted_loss,
+    _per_example_losses,
+    _warn_lookahead_fallback,
+)
+from .utils.validation import check_int, check_real
+
+__all__ = ["MetaWeightNetClassifier", "WeightingNet", "meta_weight_net_gradient"]
+
+
+class WeightingNet(nn.Module):
+    """Meta-Weight-Net's weighting function ``V(ℓ; Θ)``: loss in, weight in (0, 1) out.
+
+    An MLP ``1 → hidden → 1`` with a ReLU and a sigmoid output [1]_, applied
+    to each example's loss independently.
+
+    Parameters
+    ----------
+    hidden : int, default=100
+        Width of the hidden layer.
+
+    Attributes
+    ----------
+    layers : torch.nn.Sequential
+        ``Linear(1, hidden)``, ``ReLU``, ``Linear(hidden, 1)``.
+
+    References
+    ----------
+    .. [1] J. Shu, Q. Xie, L. Yi, Q. Zhao, S. Zhou, Z. Xu and D. Meng,
+       "Meta-Weight-Net: Learning an Explicit Mapping For Sample Weighting",
+       NeurIPS 2019, arXiv:1902.07379.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from ldam_sklearn.meta_weight_net import WeightingNet
+    >>> _ = torch.manual_seed(0)
+    >>> weights = WeightingNet(hidden=8)(torch.tensor([0.1, 2.0, 5.0]))
+    >>> weights.shape, bool(((weights > 0) & (weights < 1)).all())
+    (torch.Size([3]), True)
+    """
+
+    def __init__(self, hidden: int = 100):
+        super().__init__()
+        self.layers = nn.Sequential(nn.Linear(1, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+
+    def forward(self, losses: Tensor) -> Tensor:
+        """Weights of shape ``(n,)`` for per-example losses of shape ``(n,)``."""
+        return torch.sigmoid(self.layers(losses.unsqueeze(-1))).squeeze(-1)
+
+
+class _MetaStep(NamedTuple):
+    grads: tuple[Tensor, ...]  # ∇Θ L_meta(θ̂), one per weighting-network parameter
+    meta_loss: Tensor  # L_meta(θ̂), detached
+    losses: Tensor  # ℓ_i(θ), detached
+    prior: Tensor  # p_i
+    weighted_loss: Callable[[Tensor], Tensor] | None  # layerwise reuse, as in meta_weighted_loss
+    logits: Tensor | None
+
+
+def _prior(sample_weight: Tensor | None, losses: Tensor) -> Tensor:
+    if sample_weight is None:
+        return torch.full_like(losses, 1.0 / losses.shape[0])
+    prior = sample_weight.to(losses.dtype)
+    total = prior.sum()
+    # torch.where rather than a Python branch avoids a device sync.
+    return torch.where(total > 0, prior / total, prior)
+
+
+def _meta_loss_at(
+    module: nn.Module, X_meta: Tensor, y_meta: Tensor, loss_fn: LossFn, params: dict[str, Tensor]
+) -> Tensor:
+    return _per_example_losses(loss_fn, _isolated_forward(module, X_meta, params), y_meta).mean()
+
+
+def _lookahead_step(module, weight_net, X, y, X_meta, y_meta, loss_fn, lr, params, sample_weight):
+    """The literal step: a differentiable look-ahead and a double backward into ``Θ``."""
+    losses = _per_example_losses(loss_fn, _isolated_forward(module, X, params), y)
+    prior = _prior(sample_weight, losses.detach())
+    weights = prior * weight_net(losses.detach())
+    step = torch.autograd.grad(
+        (weights * losses).sum(), tuple(params.values()), create_graph=True, materialize_grads=True
+    )
+    lookahead = {name: p - lr * g for (name, p), g in zip(params.items(), step, strict=True)}
+    meta_loss = _meta_loss_at(module, X_meta, y_meta, loss_fn, lookahead)
+    grads = torch.autograd.grad(meta_loss, tuple(weight_net.parameters()), materialize_grads=True)
+    return _MetaStep(grads, meta_loss.detach(), losses.detach(), prior, None, None)
+
+
+@torch.enable_grad()
+def _meta_step(
+    module: nn.Module,
+    weight_net: nn.Module,
+    X: Tensor,
+    y: Tensor,
+    X_meta: Tensor,
+    y_meta: Tensor,
+    loss_fn: LossFn,
+    *,
+    lr: float,
+    method: str,
+    sample_weight: Tensor | None,
+) -> _MetaStep:
+    resolved, layers, params = _check_step(module, X, y, X_meta, y_meta, method)
+    args = (module, weight_net, X, y, X_meta, y_meta, loss_fn, lr, params, sample_weight)
+    if resolved == "lookahead":
+        return _lookahead_step(*args)
+    if resolved == "layerwise":
+        losses, records, logits = _layerwise_forward(module, layers, X, y, loss_fn)
+        prior = _prior(sample_weight, losses)
+        with torch.no_grad():
+            by_param = _layerwise_gradients(records, prior * weight_net(losses))
+        step = [by_param.get(p) for p in params.values()]
+        weighted_loss = functools.partial(_layerwise_weighted_loss, losses, records)
+    else:
+        live = _per_example_losses(loss_fn, _isolated_forward(module, X, params), y)
+        losses, logits, weighted_loss = live.detach(), None, None
+        prior = _prior(sample_weight, losses)
+        with torch.no_grad():
+            weights = prior * weight_net(losses)
+        step = torch.autograd.grad(
+            (weights * live).sum(), tuple(params.values()), allow_unused=True
+        )
+    lookahead = {
+        name: (p.detach() if g is None else p.detach() - lr * g).requires_grad_()
+        for (name, p), g in zip(params.items(), step, strict=True)
+    }
+    meta_loss = _meta_loss_at(module, X_meta, y_meta, loss_fn, lookahead)
+    meta_grads = torch.autograd.grad(meta_loss, tuple(lookahead.values()), materialize_grads=True)
+    if resolved == "layerwise":
+        direction = dict(zip(params.values(), meta_grads, strict=True))
+        scores = _layerwise_dots(records, direction, losses)
+    else:
+        try:
+            scores = _jvp_scores(module, X, y, loss_fn, params, meta_grads).detach()
+        except NotImplementedError:
+            if method != "auto":
+                raise
+            _warn_lookahead_fallback(stacklevel=4)
+            return _lookahead_step(*args)
+    # ∇Θ L_meta(θ̂) = -α Σ_i p_i ⟨∇θ L_meta(θ̂), g_i⟩ ∂V(ℓ_i; Θ)/∂Θ
+    surrogate = -lr * (scores * prior * weight_net(losses)).sum()
+    grads = torch.autograd.grad(surrogate, tuple(weight_net.parameters()), materialize_grads=True)
+    return _MetaStep(grads, meta_loss.detach(), losses, prior, weighted_loss, logits)
+
+
+def meta_weight_net_gradient(
+    module: nn.Module,
+    weight_net: nn.Module,
+    X: Tensor,
+    y: Tensor,
+    X_meta: Tensor,
+    y_meta: Tensor,
+    loss_fn: LossFn | None = None,
+    *,
+    lr: float,
+    method: str = "auto",
+    sample_weight: Tensor | None = None,
+) -> tuple[Tensor, ...]:
+    """Exact gradient of Meta-Weight-Net's meta loss wrt the weighting network.
+
+    Computes ``∇Θ L_meta(θ̂(Θ))`` with ``θ̂(Θ) = θ - lr Σ_i p_i V(ℓ_i(θ);
+    Θ) ∇θ ℓ_i(θ)`` [1]_, where ``V`` is ``weight_net``, ``p_i`` the
+    normalised prior weights and ``L_meta`` the mean meta-batch loss. The
+    ``"layerwise"`` and ``"jvp"`` routes use the closed form of the module
+    docstring (no second-order graph); ``"lookahead"`` differentiates
+    through the look-ahead step. Neither network is modified, nor are their
+    ``.grad`` fields or BatchNorm running statistics.
+
+    Parameters
+    ----------
+    module : torch.nn.Module
+        The network being trained (``θ``).
+    weight_net : torch.nn.Module
+        Maps a vector of per-example losses, shape ``(n,)``, to weights of
+        the same shape (``Θ``), e.g. :class:`WeightingNet`.
+    X, y : torch.Tensor
+        Training batch, ``n`` examples.
+    X_meta, y_meta : torch.Tensor
+        Clean meta batch, at least one example.
+    loss_fn : callable, default=None
+        Per-example loss ``loss_fn(logits, target)`` for both batches;
+        ``None`` means cross-entropy with ``reduction="none"``.
+    lr : float
+        Step size ``α`` of the look-ahead (the training learning rate).
+    method : {"auto", "layerwise", "jvp", "lookahead"}, default="auto"
+        Route for the per-example dot products, as in
+        :func:`ldam_sklearn.meta_reweighting.select_method`.
+    sample_weight : torch.Tensor of shape (n,), default=None
+        Non-negative prior weights ``s_i``; ``p_i = s_i / Σ_j s_j``
+        (``1/n`` when ``None``).
+
+    Returns
+    -------
+    tuple of torch.Tensor
+        One detached gradient per parameter of ``weight_net``, in the order
+        of ``weight_net.parameters()``.
+
+    Raises
+    ------
+    ValueError, NotImplementedError
+        As :func:`ldam_sklearn.meta_reweighting.l2rw_example_weights`.
+
+    See Also
+    --------
+    MetaWeightNetClassifier : The estimator that trains with these gradients.
+
+    References
+    ----------
+    .. [1] J. Shu, Q. Xie, L. Yi, Q. Zhao, S. Zhou, Z. Xu and D. Meng,
+       "Meta-Weight-Net: Learning an Explicit Mapping For Sample Weighting",
+       NeurIPS 2019, arXiv:1902.07379.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from torch import nn
+    >>> from ldam_sklearn.meta_weight_net import WeightingNet, meta_weight_net_gradient
+    >>> _ = torch.manual_seed(0)
+    >>> net = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 3))
+    >>> weight_net = WeightingNet(hidden=16)
+    >>> X, y = torch.randn(32, 4), torch.randint(0, 3, (32,))
+    >>> X_meta, y_meta = torch.randn(9, 4), torch.arange(9) % 3
+    >>> grads = meta_weight_net_gradient(net, weight_net, X, y, X_meta, y_meta, lr=0.1)
+    >>> [g.shape for g in grads] == [p.shape for p in weight_net.parameters()]
+    True
+    >>> slow = meta_weight_net_gradient(
+    ...     net, weight_net, X, y, X_meta, y_meta, lr=0.1, method="lookahead"
+    ... )
+    >>> all(torch.allclose(g, s, atol=1e-6) for g, s in zip(grads, slow))
+    True
+    """
+    step = _meta_step(
+        module,
+        weight_net,
+        X,
+        y,
+        X_meta,
+        y_meta,
+        _default_loss if loss_fn is None else loss_fn,
+        lr=lr,
+        method=method,
+        sample_weight=sample_weight,
+    )
+    return tuple(g.detach() for g in step.grads)
+
+
+class MetaWeightNetClassifier(BaseMetaSetClassifier):
+    """Neural network classifier whose example weights are a learned function of the loss.
+
+    Meta-Weight-Net [1]_: a small weighting network ``V(ℓ; Θ)`` (``1 →
+    weight_net_hidden → 1``, sigmoid output) maps each training example's
+    loss to its weight in (0, 1). Every step first moves ``Θ`` with its own
+    Adam optimizer so that a look-ahead step of the classifier on the
+    weighted loss lowers the loss of a small, clean, balanced *meta* set,
+    then trains the classifier on ``Σ_i V(ℓ_i; Θ) ℓ_i / n``. Each weight is
+    at most its plain-training share ``1/n``, and examples with similar
+    losses get similar weights, so one example cannot take over a batch.
+    The meta-gradient is exact without second-order graphs (see
+    :func:`meta_weight_net_gradient`).
+
+    The meta set is chosen as in :class:`~ldam_sklearn.L2RWClassifier`:
+    ``fit(X, y, meta_mask=mask)`` marks trusted rows, else ``meta_size``
+    rows per class (at most a quarter of a class's rows) are held out.
+
+    Parameters
+    ----------
+    meta_size : int, default=10
+        Meta rows held out per class when no ``meta_mask`` is given; as in
+        :class:`~ldam_sklearn.L2RWClassifier`.
+    base_loss : {"ce", "ldam"}, default="ce"
+        Per-example loss of both the training and the meta batch.
+    max_m, s : float, default=0.5, 30.0
+        LDAM parameters, used with ``base_loss="ldam"``.
+    weight_method : {"auto", "layerwise", "jvp", "lookahead"}, default="auto"
+        Route for the meta-gradient; see :func:`meta_weight_net_gradient`.
+    train_on_meta : bool, default=False
+        Also train on the meta rows.
+    weight_net_hidden : int, default=100
+        Hidden width of the weighting network.
+    meta_lr : float, default=1e-3
+        Learning rate of the weighting network's Adam optimizer.
+    meta_weight_decay : float, default=1e-4
+        Weight decay of that optimizer.
+    **kwargs
+        Parameters of :class:`ldam_sklearn.base.BaseNetClassifier` and skorch
+        (``max_epochs``, ``lr``, ``batch_size``, ``module__hidden_layer_sizes``,
+        ``device``, ``random_state``...). The look-ahead step size is the
+        classifier's current learning rate. A user-given ``criterion`` must
+        return per-example losses.
+
+    Attributes
+    ----------
+    classes_ : ndarray of shape (n_classes,)
+    class_counts_ : ndarray of shape (n_classes,)
+        Samples per class in the data given to ``fit`` (meta rows included).
+    meta_indices_ : ndarray of int
+        Rows of the ``fit`` data used as the meta set.
+    n_features_in_ : int
+    feature_names_in_ : ndarray of shape (n_features_in_,)
+    device_ : torch.device
+    module_, criterion_, optimizer_ : torch objects
+    weight_net_ : WeightingNet
+        The trained weighting network; ``weight_net_(losses)`` gives the
+        weights (times the batch size) of per-example losses.
+    weight_optimizer_ : torch.optim.Adam
+        Its optimizer.
+    history_ : skorch.history.History
+        Per epoch: ``train_loss``, ``train_bacc``, ``lr``, ``meta_loss``
+        (mean meta-set loss at the look-ahead point),
+        ``meta_weight_per_class`` (mean weight of each class's examples
+        times the batch size, in (0, 1)), ``zero_weight_fraction`` and
+        ``zero_weight_steps``.
+
+    See Also
+    --------
+    ldam_sklearn.L2RWClassifier : Learning to reweight, the predecessor.
+    meta_weight_net_gradient : The exact meta-gradient of one step.
+
+    References
+    ----------
+    .. [1] J. Shu, Q. Xie, L. Yi, Q. Zhao, S. Zhou, Z. Xu and D. Meng,
+       "Meta-Weight-Net: Learning an Explicit Mapping For Sample Weighting",
+       NeurIPS 2019, arXiv:1902.07379.
+
+    Examples
+    --------
+    >>> import torch
+    >>> from sklearn.datasets import make_classification
+    >>> from ldam_sklearn import MetaWeightNetClassifier
+    >>> X, y = make_classification(n_samples=400, weights=[0.9, 0.1], random_state=0)
+    >>> clf = MetaWeightNetClassifier(max_epochs=10, random_state=0).fit(X, y)
+    >>> clf.meta_indices_.shape
+    (20,)
+    >>> clf.predict(X[:3]).shape
+    (3,)
+    >>> weights = clf.weight_net_(torch.tensor([0.1, 1.0, 3.0]))
+    >>> bool(((weights > 0) & (weights < 1)).all())
+    True
+    """
+
+    _step_caches = (*BaseMetaSetClassifier._step_caches, "_meta_loss_sum")
+
+    def __init__(
+        self,
+        meta_size: int = 10,
+        *,
+        base_loss: str = "ce",
+        max_m: float = 0.5,
+        s: float = 30.0,
+        weight_method: str = "auto",
+        train_on_meta: bool = False,
+        weight_net_hidden: int = 100,
+        meta_lr: float = 1e-3,
+        meta_weight_decay: float = 1e-4,
+        **kwargs,
+    ):
+        super().__init__(
+            meta_size,
+            base_loss=base_loss,
+            max_m=max_m,
+            s=s,
+            weight_method=weight_method,
+            train_on_meta=train_on_meta,
+            **kwargs,
+        )
+        self.weight_net_hidden = weight_net_hidden
+        self.meta_lr = meta_lr
+        self.meta_weight_decay = meta_weight_decay
+
+    def _check_params(self) -> None:
+        super()._check_params()
+        check_int("weight_net_hidden", self.weight_net_hidden)
+        check_real("meta_lr", self.meta_lr, 0, strict=True)
+        check_real("meta_weight_decay", self.meta_weight_decay, 0)
+
+    def initialize_module(self):
+        """Build the classifier's module and the weighting network."""
+        super().initialize_module()
+        # skorch registers the attribute as a module: it follows the device,
+        # the train/eval switches and save_params like module_.
+        self.weight_net_ = WeightingNet(self.weight_net_hidden)
+        return self
+
+    def get_all_learnable_params(self):
+        """Parameters for ``optimizer_``: all but the weighting network's."""
+        own = {id(p) for p in self.weight_net_.parameters()}
+        for name, param in super().get_all_learnable_params():
+            if id(param) not in own:
+                yield name, param
+
+    def initialize_optimizer(self, triggered_directly=None):
+        """Build ``optimizer_``, and Adam for the weighting network."""
+        super().initialize_optimizer(triggered_directly=triggered_directly)
+        self.weight_optimizer_ = torch.optim.Adam(
+            self.weight_net_.parameters(), lr=self.meta_lr, weight_decay=self.meta_weight_decay
+        )
+        return self
+
+    def on_epoch_begin(self, net, **kwargs):
+        """Start the epoch's history row and its meta-loss sum."""
+        super().on_epoch_begin(net, **kwargs)
+        self._meta_loss_sum, self._meta_steps = None, 0
+
+    def on_epoch_end(self, net, **kwargs):
+        """Record the epoch's mean meta loss."""
+        super().on_epoch_end(net, **kwargs)
+        if self._meta_steps:
+            # One device sync per epoch rather than one per step.
+            self.history.record("meta_loss", float(self._meta_loss_sum) / self._meta_steps)
+
+    def train_step_single(self, batch, **fit_params):
+        """One Meta-Weight-Net step: update the weighting network, then the classifier."""
+        self._set_training(True)
+        Xi, yi = batch
+        labels, sample_weight = unpack_target(yi)
+        X_meta, y_meta = self._meta_batch
+        with self._autocast():
+            step = _meta_step(
+                self.module_,
+                self.weight_net_,
+                Xi,
+                labels,
+                X_meta,
+                y_meta,
+                self.criterion_,
+                lr=self.optimizer_.param_groups[0]["lr"],
+                method=self.weight_method,
+                sample_weight=sample_weight,
+            )
+        for param, grad in zip(self.weight_net_.parameters(), step.grads, strict=True):
+            param.grad = grad
+        self.weight_optimizer_.step()
+        with torch.no_grad(), self._autocast():
+            weights = (step.prior * self.weight_net_(step.losses)).float()
+        if step.weighted_loss is not None:
+            loss, logits = step.weighted_loss(weights), step.logits
+        else:
+            with self._autocast():
+                logits = self.module_(Xi)
+                loss = (weights * _per_example_losses(self.criterion_, logits, labels)).sum()
+            logits = logits.detach()
+        loss.backward()
+        self._meta_loss_sum = (
+            step.meta_loss if self._meta_loss_sum is None else self._meta_loss_sum + step.meta_loss
+        )
+        self._meta_steps += 1
+        return {"loss": loss, "y_pred": logits, "weights": weights}
