@@ -194,6 +194,11 @@ def test_fit_records_history_and_keeps_the_weighting_net_apart(imbalanced_data):
     adam = clf.weight_optimizer_
     assert isinstance(adam, torch.optim.Adam)
     assert (adam.defaults["lr"], adam.defaults["weight_decay"]) == (1e-3, 1e-4)
+    # One meta step per batch: skorch would step every registered optimizer
+    # with the training closure, running the meta step once per optimizer.
+    batches = sum(len(row["batches"]) for row in clf.history)
+    first = next(iter(clf.weight_net_.parameters()))
+    assert int(adam.state[first]["step"]) == batches
     meta_losses = clf.history[:, "meta_loss"]
     assert len(meta_losses) == 5 and np.isfinite(meta_losses).all()
     per_class = clf.history[-1, "meta_weight_per_class"]
