@@ -40,7 +40,7 @@ from skorch.utils import is_dataset
 from .callbacks import BalancedAccuracy, NonFiniteGuard, WarmupStepLR
 from .data import ArrayDataset, BatchIterator, unpack_target
 from .losses import CrossEntropyLoss
-from .modules import MLP, SparseLinear
+from .modules import MLP, SparseLinear, sparse_input_scale
 from .optim import SGD
 from .utils.threads import resolve_n_threads, step_macs, torch_threads
 from .utils.validation import check_choice, check_int
@@ -439,7 +439,9 @@ class BaseNetClassifier(NeuralNetClassifier):
         dataset = self.get_dataset(X, y_enc, sample_weight)
         if reset:
             self._sparse_X = sp.issparse(X)
-            self._input_stats = {} if self._sparse_X else _standardization(dataset.X)
+            self._input_stats = (
+                sparse_input_scale(X) if self._sparse_X else _standardization(dataset.X)
+            )
         return dataset
 
     def check_data(self, X, y=None):

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import math
+import warnings
 
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback
 
 from .data import unpack_target
@@ -43,6 +45,9 @@ class BalancedAccuracy(Callback):
     _expected : dict of bool to int
         Rows of the epoch's training and validation datasets: the size the
         buffers start with.
+    _predicted_counts : torch.Tensor of shape (n_classes,) or None
+        How often each class was predicted in the last training epoch;
+        ``None`` before the first epoch of a fit.
 
     References
     ----------
@@ -105,10 +110,29 @@ class BalancedAccuracy(Callback):
         for training, key in ((True, "train_bacc"), (False, "valid_bacc")):
             if filled := self._filled[training]:
                 labels, predicted = self._rows[training][:, :filled]
-                cells = torch.bincount(labels * k + predicted, minlength=k * k)
-                net.history.record(key, balanced_accuracy(cells.cpu().view(k, k)))
+                cells = torch.bincount(labels * k + predicted, minlength=k * k).cpu().view(k, k)
+                net.history.record(key, balanced_accuracy(cells))
+                if training:
+                    self._predicted_counts = cells.sum(dim=0)
         self._rows = {}
         self._filled = {True: 0, False: 0}
+
+    def on_train_begin(self, net, **kwargs):
+        self._predicted_counts = None
+
+    def on_train_end(self, net, **kwargs):
+        counts = self._predicted_counts
+        if counts is None or int((counts > 0).sum()) != 1 or len(net.classes_) < 2:
+            return
+        label = net.classes_[[int(counts.argmax())]].tolist()[0]
+        loss = net.history[-1].get("train_loss", float("nan"))
+        warnings.warn(
+            f"{type(net).__name__} predicted class {label!r} for every training row of its "
+            f"last epoch (training loss {loss:.4g}): the network has not learned to tell the "
+            "classes apart. Train longer (max_epochs), lower lr, or check the features' scale.",
+            ConvergenceWarning,
+            stacklevel=2,
+        )
 
 
 def _len(dataset) -> int:

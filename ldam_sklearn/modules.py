@@ -5,11 +5,13 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
+import numpy as np
+import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-__all__ = ["MLP", "CosineLinear", "SparseLinear"]
+__all__ = ["MLP", "CosineLinear", "SparseLinear", "sparse_input_scale"]
 
 
 class CosineLinear(nn.Module):
@@ -229,6 +231,64 @@ def _by_max_abs(x: torch.Tensor, dim: int) -> torch.Tensor:
     return x / torch.where(largest > 0, largest, 1.0)
 
 
+def sparse_input_scale(X: sp.spmatrix | sp.sparray) -> dict:
+    """Input statistics for sparse ``X``: no centring, one scale for all features.
+
+    Dense input is standardised, so that the default initialisation, which
+    expects features of unit variance, meets inputs of that size. TF-IDF
+    rows have unit norm spread over thousands of features: unscaled, the
+    first layer's outputs were a hundredth of its biases, every row got
+    almost the same hidden vector, and the gradient through
+    :class:`CosineLinear`, which is inversely proportional to the length of
+    that vector, blew its weights up in the first steps, after which the
+    LDAM network predicted the majority class only. Dividing every entry by
+    the root mean square of all entries (zeros included) gives rows whose
+    squared norm is ``n_features`` on average, as standardised rows have,
+    and keeps ``X`` sparse and each row's proportions as they are.
+
+    Parameters
+    ----------
+    X : sparse matrix of shape (n_samples, n_features)
+
+    Returns
+    -------
+    stats : dict
+        ``input_mean`` (zeros) and ``input_scale`` (the root mean square,
+        repeated for every feature; 1 for an all-zero ``X``), float32 tensors
+        for :class:`MLP`.
+
+    Examples
+    --------
+    >>> import scipy.sparse as sp
+    >>> stats = sparse_input_scale(sp.csr_matrix([[0.0, 4.0], [0.0, 0.0]]))
+    >>> stats["input_scale"]
+    tensor([2., 2.])
+    """
+    n_samples, n_features = X.shape
+    values = X.data.astype(np.float64)
+    rms = float(np.sqrt(values @ values / max(1, n_samples * n_features)))
+    scale = torch.full((n_features,), rms if rms > 0 else 1.0, dtype=torch.float32)
+    return {"input_mean": torch.zeros(n_features), "input_scale": scale}
+
+
+def _scale_sparse(X: torch.Tensor, inv_scale: torch.Tensor) -> torch.Tensor:
+    """``X * inv_scale`` per column for a sparse batch, without densifying it."""
+    if X.layout == torch.sparse_csr:
+        cols = X.col_indices()
+        return torch.sparse_csr_tensor(
+            X.crow_indices(), cols, X.values() * inv_scale[cols], X.shape, check_invariants=False
+        )
+    X = X.coalesce()
+    indices = X.indices()
+    return torch.sparse_coo_tensor(
+        indices,
+        X.values() * inv_scale[indices[1]],
+        X.shape,
+        is_coalesced=True,
+        check_invariants=False,
+    )
+
+
 def _refind_standardization(module: MLP, incompatible_keys) -> None:
     module._find_standardization()
 
@@ -259,9 +319,10 @@ class MLP(nn.Module):
         the training data's mean and standard deviation for dense input, so
         that the default learning rate suits features of any scale (SGD at
         ``lr=0.1`` diverges on raw features in the tens, and a diverged ReLU
-        network predicts one class). Sparse input gets no statistics and is
-        used as it is: TF-IDF is already normalised, and centring would
-        densify it.
+        network predicts one class). Sparse input is scaled, not centred
+        (centring would densify it): the estimators give one scale for all
+        features, :func:`sparse_input_scale`, so that a row's squared norm
+        is ``n_features`` on average, as it is for standardised dense rows.
     input_mean, input_scale : array-like of shape (n_features,), default=None
         The statistics; ``None`` means zeros and ones.
     sparse_input : bool, default=False
@@ -353,11 +414,14 @@ class MLP(nn.Module):
         True
         """
         if self._standardizes:
-            # A sparse batch meets dense statistics only when a model fitted
-            # on dense data predicts sparse rows; one batch is small.
-            # X * (1 / scale) - mean / scale in one kernel: each small op is
-            # a noticeable share of a CPU training step.
-            X = torch.addcmul(self._shift, X.to_dense(), self._inv_scale)
+            if X.layout != torch.strided and not self._centres:
+                X = _scale_sparse(X, self._inv_scale)
+            else:
+                # A sparse batch meets a mean only when a model fitted on
+                # dense data predicts sparse rows; one batch is small.
+                # X * (1 / scale) - mean / scale in one kernel: each small
+                # op is a noticeable share of a CPU training step.
+                X = torch.addcmul(self._shift, X.to_dense(), self._inv_scale)
         return self.head(self.body(X))
 
     def _find_standardization(self) -> None:
@@ -365,6 +429,7 @@ class MLP(nn.Module):
         # reading a buffer's values would synchronise with the GPU.
         identity = bool((self.input_mean == 0).all() and (self.input_scale == 1).all())
         self._standardizes = self.standardize and not identity
+        self._centres = bool((self.input_mean != 0).any())
         # Derived, so kept out of the state_dict; they follow .to() as buffers.
         inv_scale = 1.0 / self.input_scale
         self.register_buffer("_inv_scale", inv_scale, persistent=False)

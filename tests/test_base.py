@@ -15,7 +15,7 @@ from torch import nn
 
 from ldam_sklearn import L2RWClassifier, LDAMDRWClassifier, base, optim
 from ldam_sklearn.base import resolve_device
-from ldam_sklearn.modules import SparseLinear
+from ldam_sklearn.modules import SparseLinear, sparse_input_scale
 
 FAST = {"max_epochs": 5, "random_state": 0, "module__hidden_layer_sizes": (32,)}
 
@@ -205,8 +205,10 @@ def test_sparse_input_is_never_densified(imbalanced_data, container, monkeypatch
         raise AssertionError("X was densified")
 
     X_dense = Xs.toarray()
-    # Only dense input is standardised (centring would densify sparse input).
-    dense = LDAMDRWClassifier(**FAST, module__standardize=False).fit(X_dense, y)
+    # Sparse input is scaled, not centred (centring would densify it): the
+    # dense reference gets the same statistics.
+    stats = {f"module__{name}": value for name, value in sparse_input_scale(Xs).items()}
+    dense = LDAMDRWClassifier(**FAST, **stats).fit(X_dense, y)
     for cls in (sp.csr_matrix, sp.csr_array, sp.csc_matrix, sp.csc_array):
         monkeypatch.setattr(cls, "toarray", no_toarray)
         monkeypatch.setattr(cls, "todense", no_toarray)

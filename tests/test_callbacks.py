@@ -1,10 +1,12 @@
 """Training schedules: the learning-rate recipe and class balancing switches."""
 
+import warnings
 from types import SimpleNamespace
 
 import numpy as np
 import pytest
 import torch
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import balanced_accuracy_score
 from skorch.callbacks import Callback
 from skorch.history import History
@@ -236,3 +238,19 @@ def test_verbose_log_shows_class_weights_as_a_short_aligned_range(imbalanced_dat
     assert f"{expected.min():.3f}..{expected.max():.3f}" in rows[-1]
     assert len({len(row.split("..")[0]) for row in rows}) == 1  # the columns stay in line
     assert clf.history[-1, "class_weights"] == pytest.approx(expected.tolist())
+
+
+def test_a_fit_predicting_one_class_on_its_training_rows_warns():
+    # Identical rows and a frozen network: every row gets the same class.
+    X, y = np.zeros((40, 3)), np.arange(40) % 2
+    clf = LDAMDRWClassifier(loss="ce", lr=0.0, max_epochs=2, random_state=0)
+    with pytest.warns(ConvergenceWarning, match=r"predicted class \d for every training row"):
+        clf.fit(X, y)
+    assert len(np.unique(clf.predict(X))) == 1
+
+
+def test_a_fit_that_separates_the_classes_does_not_warn(imbalanced_data):
+    X, y = imbalanced_data
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        LDAMDRWClassifier(**FAST).fit(X, y)

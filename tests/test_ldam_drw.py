@@ -1,9 +1,15 @@
 """LDAMDRWClassifier: its losses, heads, parameters and the ablation grid."""
 
+import warnings
+
 import numpy as np
 import pandas as pd
 import pytest
+import scipy.sparse as sp
 import torch
+from sklearn.exceptions import ConvergenceWarning
+from sklearn.feature_extraction.text import TfidfTransformer
+from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import GridSearchCV
 
 from ldam_sklearn import LDAMDRWClassifier
@@ -78,6 +84,7 @@ def test_posthoc_logit_adjustment_subtracts_log_prior(imbalanced_data):
     [
         ({"loss": "hinge"}, r"loss='hinge' is not valid; choose one of \['balanced_softmax'"),
         ({"schedule": "cosine"}, r"schedule='cosine' is not valid; choose one of"),
+        ({"recipe": "cifar"}, r"recipe='cifar' is not valid; choose one of"),
         ({"max_m": -0.1}, "max_m must be a real number >= 0"),
         ({"s": 0}, "s must be a real number > 0"),
         ({"beta": 1.0}, r"beta must be a real number in \[0, 1\)"),
@@ -113,3 +120,39 @@ def test_ablation_grid_search_prints_as_table(imbalanced_data):
     assert table.shape == (2, 2)
     assert np.isfinite(table.to_numpy()).all()
     assert grid.best_params_["loss"] in ("ce", "ldam")
+
+
+def _text_like(n=400, vocabulary=1500, words=12, minority=0.13, seed=0):
+    """TF-IDF rows of Zipf-distributed words; the minority shares four rare words."""
+    rng = np.random.default_rng(seed)
+    y = (rng.random(n) < minority).astype(int)
+    p = 1.0 / np.arange(1, vocabulary + 1)
+    docs = rng.choice(vocabulary, size=(n, words), p=p / p.sum())
+    docs[y == 1, :4] = rng.choice(np.arange(vocabulary - 50, vocabulary), size=(y.sum(), 4))
+    rows = np.repeat(np.arange(n), words)
+    counts = sp.csr_matrix((np.ones(n * words), (rows, docs.ravel())), shape=(n, vocabulary))
+    return TfidfTransformer().fit_transform(counts).astype(np.float32), y
+
+
+@pytest.mark.parametrize("max_epochs", [10, 20, 30])
+@pytest.mark.parametrize("dense", [False, True])
+def test_ldam_learns_short_budgets_on_text_like_data(max_epochs, dense):
+    # Regression (#15): TF-IDF rows (unit norm over thousands of features)
+    # made the cosine head blow up in the first steps; the fit then predicted
+    # the majority class only, silently, where cross-entropy learns.
+    X, y = _text_like()
+    X = X.toarray() if dense else X
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        clf = LDAMDRWClassifier(max_epochs=max_epochs, random_state=0).fit(X, y)
+    erm = LDAMDRWClassifier(loss="ce", schedule="none", max_epochs=max_epochs, random_state=0)
+    erm_score = balanced_accuracy_score(y, erm.fit(X, y).predict(X))
+    assert balanced_accuracy_score(y, clf.predict(X)) >= min(0.95, erm_score - 0.02)
+
+
+def test_tabular_recipe_clips_each_step_and_paper_recipe_does_not(imbalanced_data):
+    X, y = imbalanced_data
+    tabular = dict(LDAMDRWClassifier(**FAST).fit(X, y).callbacks_)
+    assert tabular["gradient_clipping"].gradient_clip_value == 1.0
+    paper = dict(LDAMDRWClassifier(recipe="paper", **FAST).fit(X, y).callbacks_)
+    assert "gradient_clipping" not in paper

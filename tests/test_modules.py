@@ -10,7 +10,7 @@ from sklearn.datasets import load_iris
 from torch import nn
 
 from ldam_sklearn import L2RWClassifier, LDAMDRWClassifier
-from ldam_sklearn.modules import MLP, CosineLinear, SparseLinear
+from ldam_sklearn.modules import MLP, CosineLinear, SparseLinear, sparse_input_scale
 
 
 def test_mlp_standardises_dense_and_sparse_batches_alike():
@@ -64,11 +64,34 @@ def test_constant_feature_keeps_a_unit_scale():
     np.testing.assert_allclose(clf.module_.input_mean[2].item(), 5.0)
 
 
-def test_sparse_fit_gets_no_statistics():
-    X = sp.random(60, 20, density=0.2, format="csr", random_state=0)
+def test_sparse_fit_is_scaled_to_the_size_of_standardised_rows_not_centred():
+    X = sp.random(60, 20, density=0.2, format="csr", random_state=0) * 0.01
     y = np.arange(60) % 2
     clf = LDAMDRWClassifier(max_epochs=1).fit(X, y)
-    assert not clf.module_._standardizes
+    net = clf.module_
+    assert net._standardizes and not net.input_mean.any()
+    rows = X.multiply(X).sum(axis=1) / net.input_scale[0].item() ** 2
+    np.testing.assert_allclose(rows.mean(), X.shape[1], rtol=1e-5)
+    assert torch.equal(net.input_scale, net.input_scale[:1].expand(20))
+
+
+@pytest.mark.parametrize("layout", ["coo", "csr"])
+def test_sparse_scaling_keeps_the_batch_sparse(layout):
+    stats = sparse_input_scale(sp.csr_matrix([[0.0, 4.0, 0.0], [2.0, 0.0, 0.0]]))
+    net = MLP(3, 2, hidden_layer_sizes=(4,), sparse_input=True, **stats)
+    X = torch.tensor([[0.0, 4.0, 0.0], [2.0, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    sparse = X.to_sparse() if layout == "coo" else X.to_sparse_csr()
+    expected = net.head(net.body[1](net.body[0](X / stats["input_scale"])))
+    torch.testing.assert_close(net(sparse), expected)
+    seen = []
+    net.body[0].register_forward_pre_hook(lambda module, args: seen.append(args[0].layout))
+    net(sparse)
+    assert seen == [sparse.layout]
+
+
+def test_sparse_input_scale_of_an_all_zero_matrix_is_one():
+    stats = sparse_input_scale(sp.csr_matrix((3, 4)))
+    assert torch.equal(stats["input_scale"], torch.ones(4))
 
 
 @pytest.mark.parametrize("Estimator", [LDAMDRWClassifier, L2RWClassifier])
