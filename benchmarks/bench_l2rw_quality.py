@@ -1,4 +1,4 @@
-"""Learning to reweight against ERM under label noise and class imbalance.
+"""Learning to reweight and Meta-Weight-Net against ERM under label noise and class imbalance.
 
 MNIST-1D (generated locally), the same MLP and epoch budget for every method,
 10 clean examples per class marked as the meta set (``meta_mask``), balanced
@@ -25,7 +25,7 @@ import numpy as np
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.preprocessing import StandardScaler
 
-from ldam_sklearn import L2RWClassifier, LDAMDRWClassifier
+from ldam_sklearn import L2RWClassifier, LDAMDRWClassifier, MetaWeightNetClassifier
 from ldam_sklearn.datasets import load_long_tailed_mnist1d, load_mnist1d
 
 NOISE = 0.4
@@ -57,10 +57,13 @@ def methods(epochs: int) -> dict:
         "erm": lambda lr, seed: LDAMDRWClassifier(
             loss="ce", schedule="none", lr=lr, random_state=seed, **common
         ),
-        "l2rw_exact": lambda lr, seed: L2RWClassifier(lr=lr, random_state=seed, **common),
+        "l2rw_exact": lambda lr, seed: L2RWClassifier(
+            weighting="exact", lr=lr, random_state=seed, **common
+        ),
         "l2rw_sign": lambda lr, seed: L2RWClassifier(
             weighting="sign", lr=lr, random_state=seed, **common
         ),
+        "mwnet": lambda lr, seed: MetaWeightNetClassifier(lr=lr, random_state=seed, **common),
         # ERM trains on every row, the meta rows included; on long-tailed
         # data those are most of the rare classes' rows.
         "l2rw_sign_train_on_meta": lambda lr, seed: L2RWClassifier(
@@ -76,7 +79,7 @@ def main():
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--lrs", default="0.01,0.03,0.1")
     parser.add_argument("--scenarios", default="background,uniform,longtail")
-    parser.add_argument("--methods", default="erm,l2rw_exact,l2rw_sign")
+    parser.add_argument("--methods", default="erm,l2rw_exact,l2rw_sign,mwnet")
     parser.add_argument("--out", default="l2rw_quality.json")
     args = parser.parse_args()
     epochs, seeds = (2, [0]) if args.quick else (args.epochs, list(range(args.seeds)))
@@ -94,7 +97,7 @@ def main():
                 for seed, (X, y, meta, X_test, y_test) in zip(seeds, data, strict=True):
                     model = make(lr, seed)
                     tic = time.perf_counter()
-                    if isinstance(model, L2RWClassifier):
+                    if isinstance(model, (L2RWClassifier, MetaWeightNetClassifier)):
                         model.fit(X, y, meta_mask=meta)
                     else:
                         model.fit(X, y)

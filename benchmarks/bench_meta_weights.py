@@ -9,10 +9,11 @@ Algorithm 1, the reference to beat. Repeats are interleaved across variants
 so that machine-load drift hits all of them alike; medians are reported.
 
 Estimator level (:func:`run_epochs`): seconds per epoch of
-``L2RWClassifier(weight_method=...)`` against ``LDAMDRWClassifier(loss="ce",
+``L2RWClassifier(weight_method=...)`` and of ``MetaWeightNetClassifier()``
+(row ``mwnet``, its default route) against ``LDAMDRWClassifier(loss="ce",
 schedule="none")`` (ERM) with the same MLP, optimizer, batch size and
 training rows (the meta rows are given with ``meta_mask`` and excluded from
-training, so both train on the same rows).
+training, so all train on the same rows).
 
 Run ``python benchmarks/bench_meta_weights.py --help`` for the options.
 """
@@ -27,7 +28,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ldam_sklearn import L2RWClassifier, LDAMDRWClassifier
+from ldam_sklearn import L2RWClassifier, LDAMDRWClassifier, MetaWeightNetClassifier
 from ldam_sklearn.meta_reweighting import l2rw_example_weights, meta_weighted_loss
 
 METHODS = ("layerwise", "jvp", "lookahead")
@@ -173,7 +174,13 @@ def run_epochs(
 
         return fit
 
-    contenders = {"erm": erm} | {method: l2rw(method) for method in methods}
+    def mwnet():
+        clf = MetaWeightNetClassifier(**common)
+        start = time.perf_counter()
+        clf.fit(X_all, y_all, meta_mask=meta_mask)
+        return (time.perf_counter() - start) / epochs
+
+    contenders = {"erm": erm} | {method: l2rw(method) for method in methods} | {"mwnet": mwnet}
     times = {name: [] for name in contenders}
     for _ in range(rounds):
         for name, fn in contenders.items():
@@ -232,7 +239,7 @@ def main():
         epochs = run_epochs(hidden=args.hidden, n_classes=args.classes, batch_size=args.batch)
         print(f"\n{'estimator epoch':<16}{'s/epoch':>10}{'x ERM':>8}")
         for name, seconds in epochs["seconds_per_epoch"].items():
-            label = name if name == "erm" else f"l2rw {name}"
+            label = name if name in ("erm", "mwnet") else f"l2rw {name}"
             print(f"{label:<16}{seconds:>10.3f}{epochs['ratio_to_erm'][name]:>8.2f}")
 
 

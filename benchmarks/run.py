@@ -308,8 +308,10 @@ def section_l2rw(table, cfg, device):
             "layerwise": 'L2RW epoch / ERM epoch, weight_method="auto" (layerwise)',
             "jvp": 'L2RW epoch / ERM epoch, weight_method="jvp"',
             "lookahead": "L2RW epoch / ERM epoch, naive double backward (lookahead)",
+            "mwnet": 'MW-Net epoch / ERM epoch, weight_method="auto" (layerwise)',
         }[method]
-        table.add("3 l2rw", label, ratio, target=("<=", 2.5) if method == "layerwise" else None)
+        target = ("<=", 2.5) if method in ("layerwise", "mwnet") else None
+        table.add("3 l2rw", label, ratio, target=target)
     seconds = epochs["seconds_per_epoch"]
     table.add(
         "3 l2rw",

@@ -18,6 +18,7 @@ from sklearn.linear_model import LogisticRegression
 
 from ..l2rw import L2RWClassifier
 from ..ldam_drw import LDAMDRWClassifier
+from ..meta_weight_net import MetaWeightNetClassifier
 from .data import ComparisonData
 
 __all__ = ["METHODS", "Method", "NetSettings"]
@@ -208,6 +209,10 @@ def _l2rw(settings: NetSettings, seed: int, class_counts: np.ndarray) -> list:
     return [L2RWClassifier(meta_size=10, **settings.estimator_params(seed))]
 
 
+def _mwnet(settings: NetSettings, seed: int, class_counts: np.ndarray) -> list:
+    return [MetaWeightNetClassifier(meta_size=10, **settings.estimator_params(seed))]
+
+
 def _logreg(settings: NetSettings, seed: int, class_counts: np.ndarray) -> list:
     return [LogisticRegression(class_weight="balanced", max_iter=1000, random_state=seed)]
 
@@ -237,6 +242,7 @@ METHODS: dict[str, Method] = {
     "ce_drs": Method("CE-DRS", _ldam_drw("ce", "drs")),
     "ldam_drw": Method("LDAM-DRW", _ldam_drw("ldam", "drw")),
     "l2rw": Method("L2RW", _l2rw),
+    "mwnet": Method("MW-Net", _mwnet),
     "logreg": Method("LogReg (balanced)", _logreg, neural=False),
     "hgb": Method("HistGB (balanced)", _hgb, neural=False, skip=_hgb_skip),
 }
