@@ -34,6 +34,7 @@ from skorch.callbacks import (
     EpochTimer,
     PassthroughScoring,
     PrintLog,
+    ProgressBar,
 )
 from skorch.utils import is_dataset
 
@@ -131,6 +132,9 @@ class BaseNetClassifier(NeuralNetClassifier):
         No internal validation split: a 20 % hold-out would take the rare
         classes' few samples away from training. Use ``early_stopping``.
     verbose : int, default=0
+        0: silent; 1: one line per epoch (loss, training balanced accuracy,
+        learning rate, duration); 2: also a live bar over each epoch's
+        batches (skorch's ``ProgressBar``).
     device : {"auto", "cpu", "cuda", "mps"} or torch.device, default="auto"
         ``"auto"`` trains on CUDA when available, else on the CPU.
     early_stopping : bool, default=False
@@ -503,6 +507,8 @@ class BaseNetClassifier(NeuralNetClassifier):
                     EarlyStopping(patience=self.n_iter_no_change, load_best=True, sink=_silent),
                 )
             )
+        if self.verbose >= 2:
+            callbacks.append(("progress_bar", ProgressBar()))
         return callbacks + [("print_log", PrintLog())]
 
     # -- components --------------------------------------------------------------

@@ -476,3 +476,21 @@ def test_optimizer_without_sparse_gradients_rejected_for_a_sparse_first_layer(im
     clf = LDAMDRWClassifier(**FAST).fit(sp.csr_matrix(np.where(X > 0.5, X, 0)), y)
     with pytest.raises(ValueError, match="SparseLinear layer .* optimizer=Adam cannot take"):
         clf.set_params(optimizer=torch.optim.Adam)
+
+
+@pytest.mark.parametrize("verbose, has_bar", [(0, False), (1, False), (2, True)])
+def test_verbose_two_adds_a_progress_bar_over_the_batches(
+    imbalanced_data, verbose, has_bar, capsys
+):
+    X, y = imbalanced_data
+    clf = LDAMDRWClassifier(max_epochs=2, verbose=verbose, random_state=0).fit(X, y)
+    names = [name for name, _ in clf.callbacks_]
+    assert ("progress_bar" in names) is has_bar
+    err = capsys.readouterr().err
+    if has_bar:
+        bar = dict(clf.callbacks_)["progress_bar"]
+        assert bar.pbar_.total == -(-len(X) // clf.batch_size)  # batches in an epoch
+        assert bar.pbar_.n == bar.pbar_.total
+        assert f"/{bar.pbar_.total}" in err
+    else:
+        assert err == ""
