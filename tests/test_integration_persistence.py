@@ -119,6 +119,11 @@ def _save_all(clf, directory):
         "f_criterion": directory / "criterion.pt",
         "f_history": directory / "history.json",
     }
+    # Components registered besides module_ and optimizer_ (MW-Net's
+    # weighting network and its optimizer) take skorch's f_<name> arguments.
+    for name in (*clf._modules, *clf._optimizers):
+        if name not in ("module", "optimizer"):
+            files[f"f_{name}"] = directory / f"{name}.pt"
     clf.save_params(**files)
     return files
 
