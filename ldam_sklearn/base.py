@@ -507,7 +507,8 @@ class BaseNetClassifier(NeuralNetClassifier):
                     EarlyStopping(patience=self.n_iter_no_change, load_best=True, sink=_silent),
                 )
             )
-        if self.verbose >= 2:
+        # get_params lists the callbacks, so this runs before fit validates.
+        if isinstance(self.verbose, numbers.Real) and self.verbose >= 2:
             callbacks.append(("progress_bar", ProgressBar()))
         return callbacks + [("print_log", PrintLog())]
 
