@@ -356,8 +356,13 @@ class MetaWeightNetClassifier(BaseMetaSetClassifier):
         LDAM parameters, used with ``base_loss="ldam"``.
     weight_method : {"auto", "layerwise", "jvp", "lookahead"}, default="auto"
         Route for the meta-gradient; see :func:`meta_weight_net_gradient`.
-    train_on_meta : bool, default=False
-        Also train on the meta rows.
+    train_on_meta : bool, default=True
+        Also train on the meta rows (held out or marked). Unlike
+        :class:`~ldam_sklearn.L2RWClassifier`, whose zero weights re-balance
+        the batches, Meta-Weight-Net cannot make up for the rows the meta set
+        takes from rare classes: on real imbalanced sets (3-fold balanced
+        accuracy, seed 0) training on them raised it from 0.685 to 0.752
+        (ecoli), 0.499 to 0.532 (arrhythmia) and 0.625 to 0.641 (yeast_me2).
     weight_net_hidden : int, default=100
         Hidden width of the weighting network.
     meta_lr : float, default=1e-3
@@ -431,7 +436,7 @@ class MetaWeightNetClassifier(BaseMetaSetClassifier):
         max_m: float = 0.5,
         s: float = 30.0,
         weight_method: str = "auto",
-        train_on_meta: bool = False,
+        train_on_meta: bool = True,
         weight_net_hidden: int = 100,
         meta_lr: float = 1e-3,
         meta_weight_decay: float = 1e-4,
