@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 import warnings
 
+import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
 from skorch.callbacks import Callback
@@ -14,6 +15,7 @@ from .losses import class_balanced_weights
 
 __all__ = [
     "BalancedAccuracy",
+    "warn_single_class",
     "balanced_accuracy",
     "ClassBalancing",
     "MetaWeightStats",
@@ -45,6 +47,8 @@ class BalancedAccuracy(Callback):
     _expected : dict of bool to int
         Rows of the epoch's training and validation datasets: the size the
         buffers start with.
+    warn_single_class : bool
+        The ``warn_single_class`` parameter.
     _predicted_counts : torch.Tensor of shape (n_classes,) or None
         How often each class was predicted in the last training epoch;
         ``None`` before the first epoch of a fit.
@@ -68,6 +72,9 @@ class BalancedAccuracy(Callback):
     >>> len(clf.history[:, "train_bacc"])
     3
     """
+
+    def __init__(self, warn_single_class: bool = True):
+        self.warn_single_class = warn_single_class
 
     def on_epoch_begin(self, net, dataset_train=None, dataset_valid=None, **kwargs):
         self._n_classes = len(net.classes_)
@@ -122,17 +129,43 @@ class BalancedAccuracy(Callback):
 
     def on_train_end(self, net, **kwargs):
         counts = self._predicted_counts
-        if counts is None or int((counts > 0).sum()) != 1 or len(net.classes_) < 2:
+        if not self.warn_single_class or counts is None or int((counts > 0).sum()) != 1:
             return
-        label = net.classes_[[int(counts.argmax())]].tolist()[0]
         loss = net.history[-1].get("train_loss", float("nan"))
-        warnings.warn(
-            f"{type(net).__name__} predicted class {label!r} for every training row of its "
-            f"last epoch (training loss {loss:.4g}): the network has not learned to tell the "
-            "classes apart. Train longer (max_epochs), lower lr, or check the features' scale.",
-            ConvergenceWarning,
-            stacklevel=2,
-        )
+        warn_single_class(net, int(counts.argmax()), f"training loss {loss:.4g}")
+
+
+def warn_single_class(net, index: int, detail: str) -> None:
+    """Warn that a fitted net predicts the class ``classes_[index]`` for every training row.
+
+    Parameters
+    ----------
+    net : BaseNetClassifier
+        The fitted estimator.
+    index : int
+        Position of the predicted class in ``net.classes_``.
+    detail : str
+        Shown in parentheses after the class, e.g. the training loss.
+
+    Examples
+    --------
+    >>> import warnings
+    >>> from types import SimpleNamespace
+    >>> net = SimpleNamespace(classes_=np.array(["ham", "spam"]))
+    >>> with warnings.catch_warnings(record=True) as caught:
+    ...     warnings.simplefilter("always")
+    ...     warn_single_class(net, 0, "training loss 3.63")
+    >>> print(caught[0].message)  # doctest: +ELLIPSIS
+    SimpleNamespace predicted class 'ham' for every training row (training loss 3.63): ...
+    """
+    label = np.asarray(net.classes_)[[index]].tolist()[0]
+    warnings.warn(
+        f"{type(net).__name__} predicted class {label!r} for every training row ({detail}): "
+        "the network has not learned to tell the classes apart. Train longer "
+        "(max_epochs), lower lr, or check the features' scale.",
+        ConvergenceWarning,
+        stacklevel=3,
+    )
 
 
 def _len(dataset) -> int:

@@ -164,7 +164,10 @@ def test_drw_switch_keeps_criterion_and_optimizer_state(imbalanced_data):
             momentum = sum(float(s["momentum_buffer"].abs().sum()) for s in state)
             seen.append((id(net.optimizer_), id(net.criterion_), momentum))
 
-    clf = LDAMDRWClassifier(drw_start=5, callbacks=[("spy", Spy())], **FAST).fit(X, y)
+    # One fit: the default recipe also fits on a hold-out first.
+    clf = LDAMDRWClassifier(drw_start=5, recipe="paper", callbacks=[("spy", Spy())], **FAST).fit(
+        X, y
+    )
     assert clf.history[:, "balancing"] == ["none"] * 5 + ["reweight"] * 5
     assert len({opt for opt, _, _ in seen}) == 1, "optimizer was rebuilt"
     assert len({crit for _, crit, _ in seen}) == 1, "criterion was rebuilt"
@@ -217,7 +220,11 @@ def test_every_event_reaches_the_callbacks_that_define_it(imbalanced_data):
         def on_epoch_end(self, net, **kwargs):
             events.append("epoch_end")
 
-    clf = LDAMDRWClassifier(callbacks=[Record()], **{**FAST, "max_epochs": 2, "batch_size": 64})
+    # The paper's recipe: one fit (the default also fits on a hold-out first)
+    # and no gradient clipping between backward and step.
+    clf = LDAMDRWClassifier(
+        callbacks=[Record()], recipe="paper", **{**FAST, "max_epochs": 2, "batch_size": 64}
+    )
     clf.fit(X, y)
     n_batches = -(-len(X) // 64)
     n_params = len(list(clf.module_.parameters()))

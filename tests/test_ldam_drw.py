@@ -11,8 +11,11 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import GridSearchCV
+from skorch.callbacks import Callback
 
 from ldam_sklearn import LDAMDRWClassifier
+from ldam_sklearn.base import BaseNetClassifier
+from ldam_sklearn.ldam_drw import best_posthoc_tau
 from ldam_sklearn.losses import (
     BalancedSoftmaxLoss,
     CrossEntropyLoss,
@@ -57,7 +60,8 @@ def test_hyperparameters_reach_the_criterion(imbalanced_data):
 
 def test_ldam_predict_proba_applies_the_scale(imbalanced_data):
     X, y = imbalanced_data
-    clf = LDAMDRWClassifier(**{**FAST, "max_epochs": 30}).fit(X, y)
+    # No post-hoc adjustment on top of the scale (see the tau tests).
+    clf = LDAMDRWClassifier(recipe="paper", **{**FAST, "max_epochs": 30}).fit(X, y)
     cosines = clf.forward(X.astype(np.float32)).numpy()
     assert np.abs(cosines).max() <= 1.0 + 1e-6
     expected = torch.softmax(torch.as_tensor(cosines, dtype=torch.float64) * clf.s, dim=1)
@@ -156,3 +160,137 @@ def test_tabular_recipe_clips_each_step_and_paper_recipe_does_not(imbalanced_dat
     assert tabular["gradient_clipping"].gradient_clip_value == 1.0
     paper = dict(LDAMDRWClassifier(recipe="paper", **FAST).fit(X, y).callbacks_)
     assert "gradient_clipping" not in paper
+
+
+def test_tabular_recipe_trains_dense_input_on_mixed_rows(imbalanced_data):
+    X, y = imbalanced_data
+    seen = []
+
+    def record(module, args):
+        if module.training:
+            seen.append(args[0].detach().to_dense())
+
+    class Recorder(Callback):
+        def on_train_begin(self, net, **kwargs):
+            net.module_.register_forward_pre_hook(record)
+
+    def first_batches(data=X, **params):
+        seen.clear()
+        clf = LDAMDRWClassifier(**{**FAST, "max_epochs": 1, **params}, callbacks=[Recorder()])
+        clf.fit(data, y)
+        return torch.cat(seen)
+
+    rows = torch.as_tensor(X, dtype=torch.float32)
+
+    def distance_to_nearest_row(inputs):
+        exact = "donot_use_mm_for_euclid_dist"
+        return torch.cdist(inputs, rows, compute_mode=exact).min(dim=1).values
+
+    # Each training input is a convex combination of two rows, rarely a row itself.
+    mixed = first_batches()
+    is_a_row = (distance_to_nearest_row(mixed) < 1e-4).float().mean()
+    assert is_a_row < 0.5
+    # The paper's recipe and sparse input train on the rows as they are.
+    assert distance_to_nearest_row(first_batches(recipe="paper")).max() < 1e-4
+    assert distance_to_nearest_row(first_batches(sp.csr_matrix(X))).max() < 1e-4
+
+
+def test_mixup_loss_weighs_both_labels_by_the_mixing_weight(imbalanced_data, monkeypatch):
+    X, y = imbalanced_data
+    clf = LDAMDRWClassifier(loss="ce", schedule="none", **FAST).fit(X, y)
+    Xb, yb = torch.as_tensor(X[:8], dtype=torch.float32), torch.as_tensor(y[:8])
+    torch.manual_seed(0)
+    lam = float(torch.distributions.Beta(0.2, 0.2).sample())
+    perm = torch.randperm(8)
+    with torch.no_grad():
+        y_pred = clf.module_(lam * Xb + (1 - lam) * Xb[perm])
+        expected = lam * clf.criterion_(y_pred, yb) + (1 - lam) * clf.criterion_(y_pred, yb[perm])
+    torch.manual_seed(0)
+    step = clf.train_step_single((Xb, yb))
+    torch.testing.assert_close(step["loss"].detach(), expected)
+
+
+def test_tabular_recipe_sets_the_default_optimizers_weight_decay_only(imbalanced_data):
+    X, y = imbalanced_data
+
+    def decay(**params):
+        clf = LDAMDRWClassifier(**{**FAST, "max_epochs": 1, **params}).fit(X, y)
+        return clf.optimizer_.param_groups[0]["weight_decay"]
+
+    assert decay() == 5e-3
+    assert decay(recipe="paper") == 2e-4
+    assert decay(optimizer__weight_decay=1e-4) == 1e-4
+    assert decay(optimizer=torch.optim.SGD) == 0
+
+
+def test_deferred_reweighting_changes_the_model_at_the_defaults(imbalanced_data):
+    X, y = imbalanced_data
+    params = {**FAST, "max_epochs": 30}
+    drw = LDAMDRWClassifier(**params).fit(X, y)
+    plain = LDAMDRWClassifier(schedule="none", **params).fit(X, y)
+    switch = int(0.8 * params["max_epochs"])
+    # Mixed rows keep the loss above zero at the switch, so the weights act.
+    assert drw.history[switch - 1, "train_loss"] > 0.05
+    assert np.abs(drw.predict_proba(X) - plain.predict_proba(X)).max() > 0.01
+
+
+def test_best_posthoc_tau_maximises_balanced_accuracy_and_prefers_one_among_ties():
+    counts = np.array([90, 10])
+    # The minority row is found from tau = 0.25 on, the majority rows stay
+    # right up to tau = 4: every tau in [0.25, 4] ties, and 1 is preferred.
+    log_proba = np.log([[0.6, 0.4], [0.99999, 1e-5], [0.999999, 1e-6]])
+    assert best_posthoc_tau(log_proba, np.array([1, 0, 0]), counts) == 1.0
+    # A minority row needing a strong adjustment moves tau up.
+    log_proba = np.log([[0.99, 0.01], [0.9999999, 1e-7]])
+    assert best_posthoc_tau(log_proba, np.array([1, 0]), counts) == 2.25
+    # No adjustment when the unadjusted argmax is already best alone.
+    log_proba = np.log([[0.45, 0.55], [0.55, 0.45]])
+    assert best_posthoc_tau(log_proba, np.array([1, 0]), counts) == 0.0
+
+
+def test_tabular_fit_chooses_tau_on_held_out_rows_then_refits_on_all(imbalanced_data, monkeypatch):
+    X, y = imbalanced_data
+    fitted = []
+    original = BaseNetClassifier.fit
+
+    def spy(self, X, y, **kwargs):
+        fitted.append(len(y))
+        return original(self, X, y, **kwargs)
+
+    monkeypatch.setattr(BaseNetClassifier, "fit", spy)
+    clf = LDAMDRWClassifier(**FAST).fit(X, y)
+    assert fitted == [len(y) - round(0.2 * len(y)), len(y)]
+    assert clf.posthoc_tau_ in set(np.arange(0, 4.01, 0.25))
+    # predict_proba applies the chosen adjustment to the network's logits.
+    logits = clf.s * clf.forward(X.astype(np.float32)).double()
+    log_prior = torch.as_tensor(np.log(clf.class_counts_ / clf.class_counts_.sum()))
+    expected = torch.softmax(logits - clf.posthoc_tau_ * log_prior, dim=1)
+    np.testing.assert_allclose(clf.predict_proba(X), expected.numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize(
+    "params, n_fits",
+    [
+        ({"recipe": "paper"}, 1),
+        ({"loss": "logit_adjusted_posthoc"}, 1),
+        ({}, 2),
+    ],
+)
+def test_tau_is_chosen_only_by_the_tabular_recipe(imbalanced_data, monkeypatch, params, n_fits):
+    X, y = imbalanced_data
+    fitted = []
+    original = BaseNetClassifier.fit
+    monkeypatch.setattr(
+        BaseNetClassifier, "fit", lambda self, *a, **k: fitted.append(1) or original(self, *a, **k)
+    )
+    clf = LDAMDRWClassifier(**{**FAST, "max_epochs": 2, **params}).fit(X, y)
+    assert len(fitted) == n_fits
+    if n_fits == 1:
+        assert clf.posthoc_tau_ == 0.0
+
+
+def test_tau_is_not_chosen_for_classes_of_fewer_than_five_rows():
+    X = np.random.RandomState(0).randn(40, 3)
+    y = np.r_[np.zeros(36, int), np.ones(4, int)]
+    clf = LDAMDRWClassifier(**{**FAST, "max_epochs": 2}).fit(X, y)
+    assert clf.posthoc_tau_ == 0.0
