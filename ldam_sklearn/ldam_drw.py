@@ -337,7 +337,10 @@ class LDAMDRWClassifier(BaseNetClassifier):
     @property
     def _default_callbacks(self):
         callbacks = list(super()._default_callbacks)
-        if self.recipe == "tabular":
+        # Read before fit validates the parameters (get_params lists
+        # callbacks), so compared as strings: any value must pass here.
+        tabular = str(self.recipe) == "tabular"
+        if tabular:
             # fit checks the adjusted model's predictions itself.
             callbacks = [
                 (name, BalancedAccuracy(warn_single_class=False))
@@ -345,13 +348,12 @@ class LDAMDRWClassifier(BaseNetClassifier):
                 else (name, callback)
                 for name, callback in callbacks
             ]
-        # Read before fit validates the parameters (get_params lists callbacks).
         mode, deferred = _SCHEDULES.get(str(self.schedule), (None, False))
         added = []
         if mode is not None:
             start = self.drw_start if deferred else 0
             added.append(("class_balancing", ClassBalancing(mode, start=start, beta=self.beta)))
-        if self.recipe == "tabular":
+        if tabular:
             added.append(("gradient_clipping", GradientNormClipping(_MAX_GRAD_NORM)))
         # Before print_log, so that its table shows this epoch's entries.
         return callbacks[:-1] + added + callbacks[-1:]
