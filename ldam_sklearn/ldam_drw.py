@@ -275,7 +275,11 @@ class LDAMDRWClassifier(BaseNetClassifier):
     def _chooses_tau(self, y) -> bool:
         if self.recipe != "tabular" or self.loss == "logit_adjusted_posthoc":
             return False
-        _, counts = np.unique(np.asarray(y), return_counts=True)
+        y = np.asarray(y)
+        if y.ndim != 1:
+            # Left to fit's validation, which rejects such targets by name.
+            return False
+        _, counts = np.unique(y, return_counts=True)
         return len(counts) > 1 and counts.min() >= 5
 
     def _choose_tau(self, X, y, sample_weight, fit_params) -> float:
