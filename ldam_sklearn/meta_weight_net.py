@@ -528,15 +528,15 @@ class MetaWeightNetClassifier(BaseMetaSetClassifier):
         for param, grad in zip(self.weight_net_.parameters(), step.grads, strict=True):
             param.grad = grad
         self.weight_optimizer_.step()
-        with torch.no_grad(), self._autocast():
-            weights = _example_weights(self.weight_net_, step.losses, step.prior).float()
-        if step.weighted_loss is not None:
-            loss, logits = step.weighted_loss(weights), step.logits
-        else:
-            with self._autocast():
+        with self._autocast():
+            with torch.no_grad():
+                weights = _example_weights(self.weight_net_, step.losses, step.prior).float()
+            if step.weighted_loss is not None:
+                loss, logits = step.weighted_loss(weights), step.logits
+            else:
                 logits = self.module_(Xi)
                 loss = (weights * _per_example_losses(self.criterion_, logits, labels)).sum()
-            logits = logits.detach()
+                logits = logits.detach()
         loss.backward()
         self._meta_loss_sum = (
             step.meta_loss if self._meta_loss_sum is None else self._meta_loss_sum + step.meta_loss

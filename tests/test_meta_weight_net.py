@@ -5,6 +5,7 @@ import functools
 
 import numpy as np
 import pytest
+import scipy.sparse
 import torch
 import torch.nn.functional as F
 from test_l2rw import heavy_tailed_extreme_imbalance
@@ -249,6 +250,17 @@ def test_jvp_route_trains_like_the_layerwise_route(imbalanced_data):
         for method in ("layerwise", "jvp")
     ]
     np.testing.assert_allclose(fits[0].predict_proba(X), fits[1].predict_proba(X), atol=1e-4)
+
+
+@pytest.mark.parametrize("sparse", [False, True])
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_fits_sparse_input_and_bf16(imbalanced_data, sparse, precision):
+    X, y = imbalanced_data
+    if sparse:
+        X = scipy.sparse.csr_matrix(np.where(np.abs(X) > 1, X, 0))
+    clf = MetaWeightNetClassifier(precision=precision, **{**FAST, "max_epochs": 2}).fit(X, y)
+    assert np.isfinite(clf.history[:, "meta_loss"]).all()
+    np.testing.assert_allclose(clf.predict_proba(X).sum(axis=1), 1.0)
 
 
 @pytest.mark.parametrize(
