@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import numbers
 
 import numpy as np
@@ -308,7 +309,7 @@ class LDAMDRWClassifier(BaseNetClassifier):
     def get_params_for_optimizer(self, prefix, named_parameters):
         """The optimizer's arguments; ``recipe="tabular"`` sets the default's weight decay."""
         args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
-        if self.recipe == "tabular" and self.optimizer is SGDMomentum:
+        if self.recipe == "tabular" and _is_default_optimizer(self.optimizer):
             kwargs.setdefault("weight_decay", _WEIGHT_DECAY)
         return args, kwargs
 
@@ -361,6 +362,15 @@ class LDAMDRWClassifier(BaseNetClassifier):
             added.append(("gradient_clipping", GradientNormClipping(_MAX_GRAD_NORM)))
         # Before print_log, so that its table shows this epoch's entries.
         return callbacks[:-1] + added + callbacks[-1:]
+
+
+def _is_default_optimizer(optimizer) -> bool:
+    # clone and pickle copy the partial, so identity is not enough.
+    return isinstance(optimizer, functools.partial) and (
+        optimizer.func is SGDMomentum.func
+        and optimizer.args == SGDMomentum.args
+        and optimizer.keywords == SGDMomentum.keywords
+    )
 
 
 def best_posthoc_tau(log_proba: np.ndarray, labels: np.ndarray, class_counts: np.ndarray) -> float:
