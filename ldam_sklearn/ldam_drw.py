@@ -258,13 +258,12 @@ class LDAMDRWClassifier(BaseNetClassifier):
         self : object
         """
         warm = self.warm_start and self.initialized_
-        tau = getattr(self, "posthoc_tau_", 0.0) if warm else 0.0
+        tau = self.posthoc_tau_ if warm else 0.0
         if not warm and self._chooses_tau(y):
             tau = self._choose_tau(X, y, sample_weight, fit_params)
-        # The held-out fit and the refit score their rows without adjustment.
-        self.posthoc_tau_ = 0.0
+        # A fresh criterion starts without adjustment, a warm one keeps its own.
         super().fit(X, y, sample_weight=sample_weight, **fit_params)
-        self.posthoc_tau_ = tau
+        self.criterion_.posthoc_tau.fill_(tau)
         if self.recipe == "tabular":
             # The last epoch saw mixed rows and no adjustment: check the model itself.
             predicted = np.unique(self.predict(X))
@@ -272,6 +271,21 @@ class LDAMDRWClassifier(BaseNetClassifier):
                 index = int(np.searchsorted(self.classes_, predicted[0]))
                 warn_single_class(self, index, f"post-hoc tau {tau:g}")
         return self
+
+    def initialize_criterion(self):
+        """Build the criterion; it also holds the post-hoc adjustment's strength.
+
+        Kept as the criterion's buffer ``posthoc_tau``, the strength is saved
+        and loaded with its parameters (skorch's ``f_criterion``) and
+        pickled with it.
+        """
+        super().initialize_criterion()
+        self.criterion_.register_buffer("posthoc_tau", torch.zeros((), dtype=torch.float64))
+        return self
+
+    @property
+    def posthoc_tau_(self) -> float:
+        return float(self.criterion_.posthoc_tau)
 
     def _chooses_tau(self, y) -> bool:
         if self.recipe != "tabular" or self.loss == "logit_adjusted_posthoc":
@@ -291,7 +305,6 @@ class LDAMDRWClassifier(BaseNetClassifier):
         split = train_test_split(*parts, test_size=_HOLDOUT, stratify=y, random_state=seed)
         train, held = split[0::2], split[1::2]
         weights = {} if sample_weight is None else {"sample_weight": train[2]}
-        self.posthoc_tau_ = 0.0
         verbose = self.verbose
         # The user's verbose log shows the fit on all rows only.
         self.verbose = 0
