@@ -423,6 +423,9 @@ def test_sample_weight_is_batched_with_its_rows(schedule, routing):
         module__n_classes=3,
         criterion=RecordingLoss,
         schedule=schedule,
+        # One run on the rows as they are: the default recipe fits a
+        # hold-out first and trains on mixed rows.
+        recipe="paper",
         **FAST,
     ).set_fit_request(sample_weight=True)
     make_pipeline(clf).fit(X, y, sample_weight=w)
