@@ -259,11 +259,11 @@ class LDAMDRWClassifier(BaseNetClassifier):
         """
         warm = self.warm_start and self.initialized_
         tau = self.posthoc_tau_ if warm else 0.0
-        if not warm and self._chooses_tau(y):
+        if not warm and self._chooses_tau(y, sample_weight):
             tau = self._choose_tau(X, y, sample_weight, fit_params)
-        # A fresh criterion starts without adjustment, a warm one keeps its own.
+        # A fresh module starts without adjustment, a warm one keeps its own.
         super().fit(X, y, sample_weight=sample_weight, **fit_params)
-        self.criterion_.posthoc_tau.fill_(tau)
+        self.module_.posthoc_tau.fill_(tau)
         if self.recipe == "tabular":
             # The last epoch saw mixed rows and no adjustment: check the model itself.
             predicted = np.unique(self.predict(X))
@@ -272,27 +272,27 @@ class LDAMDRWClassifier(BaseNetClassifier):
                 warn_single_class(self, index, f"post-hoc tau {tau:g}")
         return self
 
-    def initialize_criterion(self):
-        """Build the criterion; it also holds the post-hoc adjustment's strength.
+    def initialize_module(self):
+        """Build the module; it also holds the post-hoc adjustment's strength.
 
-        Kept as the criterion's buffer ``posthoc_tau``, the strength is saved
-        and loaded with its parameters (skorch's ``f_criterion``) and
+        Kept as the module's buffer ``posthoc_tau``, the strength is saved
+        and loaded with the network's parameters (skorch's ``f_params``) and
         pickled with it.
         """
-        super().initialize_criterion()
-        self.criterion_.register_buffer("posthoc_tau", torch.zeros((), dtype=torch.float64))
+        super().initialize_module()
+        self.module_.register_buffer("posthoc_tau", torch.zeros(()))
         return self
 
     @property
     def posthoc_tau_(self) -> float:
-        return float(self.criterion_.posthoc_tau)
+        return float(self.module_.posthoc_tau)
 
-    def _chooses_tau(self, y) -> bool:
+    def _chooses_tau(self, y, sample_weight) -> bool:
         if self.recipe != "tabular" or self.loss == "logit_adjusted_posthoc":
             return False
         y = np.asarray(y)
-        if y.ndim != 1:
-            # Left to fit's validation, which rejects such targets by name.
+        if y.ndim != 1 or (sample_weight is not None and np.shape(sample_weight) != y.shape):
+            # Left to fit's validation, which rejects such input by name.
             return False
         _, counts = np.unique(y, return_counts=True)
         return len(counts) > 1 and counts.min() >= 5

@@ -79,8 +79,16 @@ def measure(cases):
     for case in cases:
         X, y = _make_data(case)
         Estimator = L2RWClassifier if case == "l2rw" else LDAMDRWClassifier
+        # The paper's recipe: LDAMDRWClassifier's default recipe first fits on
+        # a stratified 80 % of the rows, a copy of them (its cost, not the
+        # data path's, which is what these tests measure).
+        recipe = {} if case == "l2rw" else {"recipe": "paper"}
         clf = Estimator(
-            max_epochs=1, batch_size=8192, module__hidden_layer_sizes=(4,), random_state=0
+            max_epochs=1,
+            batch_size=8192,
+            module__hidden_layer_sizes=(4,),
+            random_state=0,
+            **recipe,
         )
         reset = _reset_peak()
         before = _status("VmRSS")
