@@ -137,7 +137,8 @@ class LDAMDRWClassifier(BaseNetClassifier):
           when a class has fewer than 5 rows, for
           ``loss="logit_adjusted_posthoc"`` (whose ``tau`` is given), and
           in ``partial_fit`` and warm-started fits, which keep the current
-          ``posthoc_tau_``.
+          ``posthoc_tau_``. The ``callbacks`` given and the ``verbose`` log
+          see the fit on all rows only.
     **kwargs
         Parameters of :class:`ldam_sklearn.base.BaseNetClassifier` and skorch
         (``max_epochs``, ``lr``, ``batch_size``, ``module__hidden_layer_sizes``,
@@ -305,13 +306,14 @@ class LDAMDRWClassifier(BaseNetClassifier):
         split = train_test_split(*parts, test_size=_HOLDOUT, stratify=y, random_state=seed)
         train, held = split[0::2], split[1::2]
         weights = {} if sample_weight is None else {"sample_weight": train[2]}
-        verbose = self.verbose
-        # The user's verbose log shows the fit on all rows only.
-        self.verbose = 0
+        verbose, callbacks = self.verbose, self.callbacks
+        # The user's log and callbacks (progress, checkpoints, interruptions)
+        # see the fit on all rows only.
+        self.verbose, self.callbacks = 0, None
         try:
             super().fit(train[0], train[1], **weights, **fit_params)
         finally:
-            self.verbose = verbose
+            self.verbose, self.callbacks = verbose, callbacks
         log_proba = np.log(np.maximum(self.predict_proba(held[0]), np.finfo(np.float64).tiny))
         labels = np.searchsorted(self.classes_, held[1])
         tau = best_posthoc_tau(log_proba, labels, self.class_counts_)
