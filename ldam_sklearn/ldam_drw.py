@@ -292,7 +292,8 @@ class LDAMDRWClassifier(BaseNetClassifier):
         if self.recipe != "tabular" or self.loss == "logit_adjusted_posthoc":
             return False
         y = np.asarray(y)
-        if y.ndim != 1 or (sample_weight is not None and np.shape(sample_weight) != y.shape):
+        weights = None if sample_weight is None else np.asarray(sample_weight)
+        if y.ndim != 1 or (weights is not None and weights.shape != y.shape):
             # Left to fit's validation, which rejects such input by name.
             return False
         _, counts = np.unique(y, return_counts=True)
