@@ -34,6 +34,12 @@ class BalancedAccuracy(Callback):
     out a validation split. Balanced accuracy is the mean per-class recall
     [1]_; the callback is a skorch callback [2]_.
 
+    Parameters
+    ----------
+    warn_single_class : bool, default=True
+        At the end of training, warn (:func:`warn_single_class`) when the
+        last epoch predicted one class for every training row.
+
     Attributes
     ----------
     _n_classes : int
@@ -146,6 +152,16 @@ def warn_single_class(net, index: int, detail: str) -> None:
         Position of the predicted class in ``net.classes_``.
     detail : str
         Shown in parentheses after the class, e.g. the training loss.
+
+    Returns
+    -------
+    None
+        The warning is a :class:`sklearn.exceptions.ConvergenceWarning`.
+
+    References
+    ----------
+    .. [1] scikit-learn developers, "sklearn.exceptions.ConvergenceWarning",
+       https://scikit-learn.org/stable/modules/generated/sklearn.exceptions.ConvergenceWarning.html.
 
     Examples
     --------

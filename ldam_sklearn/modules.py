@@ -257,6 +257,12 @@ def sparse_input_scale(X: sp.spmatrix | sp.sparray) -> dict:
         repeated for every feature; 1 for an all-zero ``X``), float32 tensors
         for :class:`MLP`.
 
+    References
+    ----------
+    .. [1] Y. LeCun, L. Bottou, G. B. Orr and K.-R. Muller, "Efficient
+       BackProp", in Neural Networks: Tricks of the Trade, Springer, 1998
+       (inputs of unit scale for the default initialisation).
+
     Examples
     --------
     >>> import scipy.sparse as sp
