@@ -29,7 +29,7 @@ class NetSettings:
     """Network and budget shared by every neural method of a run.
 
     The defaults are those of ``ldam-sklearn compare`` without arguments:
-    all 13 methods train on long-tailed MNIST-1D in about a minute on two
+    all 14 methods train on long-tailed MNIST-1D in about two minutes on two
     CPU cores, and 200 epochs (rather than 100) let LDAM-DRW's lead over ERM
     stand clear of the seed-to-seed spread (about 3.5 points of balanced
     accuracy, measured over 3 seeds). The optimiser and learning-rate
