@@ -8,7 +8,7 @@ import warnings
 import numpy as np
 import torch
 from sklearn.exceptions import ConvergenceWarning
-from skorch.callbacks import Callback
+from skorch.callbacks import Callback, GradientNormClipping
 
 from .data import unpack_target
 from .losses import class_balanced_weights
@@ -20,6 +20,7 @@ __all__ = [
     "ClassBalancing",
     "MetaWeightStats",
     "NonFiniteGuard",
+    "SparseGradientNormClipping",
     "WarmupStepLR",
     "switch_epoch",
 ]
@@ -536,3 +537,49 @@ class NonFiniteGuard(Callback):
             f"Training diverged: {what} in epoch {len(net.history)}. Lower the learning "
             f"rate (lr={lr:g} now) or standardise the features (e.g. StandardScaler)."
         )
+
+
+class SparseGradientNormClipping(GradientNormClipping):
+    """skorch's ``GradientNormClipping`` that also takes sparse gradients.
+
+    ``torch.nn.utils.clip_grad_norm_`` has no kernel for the sparse gradient
+    of :class:`~ldam_sklearn.modules.SparseLinear` in torch 2.13; the norm
+    is taken over each sparse gradient's coalesced values instead.
+
+    Parameters
+    ----------
+    gradient_clip_value : float
+        Largest 2-norm of all gradients together.
+
+    Attributes
+    ----------
+    gradient_clip_value : float
+        As given.
+
+    References
+    ----------
+    .. [1] R. Pascanu, T. Mikolov and Y. Bengio, "On the difficulty of
+       training recurrent neural networks", ICML 2013.
+
+    Examples
+    --------
+    >>> import torch
+    >>> w = torch.nn.Parameter(torch.zeros(2))
+    >>> w.grad = torch.tensor([3.0, 4.0])
+    >>> SparseGradientNormClipping(1.0).on_grad_computed(None, [("w", w)])
+    >>> round(float(w.grad.norm()), 4)
+    1.0
+    """
+
+    def __init__(self, gradient_clip_value: float):
+        super().__init__(gradient_clip_value=gradient_clip_value)
+
+    def on_grad_computed(self, net, named_parameters, **kwargs):
+        grads = [p.grad for _, p in named_parameters if p.grad is not None]
+        if not grads:
+            return
+        norms = [(g.coalesce().values() if g.is_sparse else g).norm() for g in grads]
+        coef = self.gradient_clip_value / (torch.linalg.vector_norm(torch.stack(norms)) + 1e-6)
+        if coef < 1:
+            for g in grads:
+                g.mul_(coef)

@@ -10,10 +10,15 @@ import torch
 from sklearn.metrics import balanced_accuracy_score
 from sklearn.model_selection import train_test_split
 from sklearn.utils import check_random_state
-from skorch.callbacks import GradientNormClipping
 
 from .base import BaseNetClassifier, SGDMomentum
-from .callbacks import BalancedAccuracy, ClassBalancing, switch_epoch, warn_single_class
+from .callbacks import (
+    BalancedAccuracy,
+    ClassBalancing,
+    SparseGradientNormClipping,
+    switch_epoch,
+    warn_single_class,
+)
 from .data import unpack_target
 from .losses import (
     BalancedSoftmaxLoss,
@@ -375,7 +380,7 @@ class LDAMDRWClassifier(BaseNetClassifier):
             start = self.drw_start if deferred else 0
             added.append(("class_balancing", ClassBalancing(mode, start=start, beta=self.beta)))
         if tabular:
-            added.append(("gradient_clipping", GradientNormClipping(_MAX_GRAD_NORM)))
+            added.append(("gradient_clipping", SparseGradientNormClipping(_MAX_GRAD_NORM)))
         # Before print_log, so that its table shows this epoch's entries.
         return callbacks[:-1] + added + callbacks[-1:]
 
