@@ -171,6 +171,16 @@ def test_smote_neighbours_fit_the_rarest_class():
     assert isinstance(smote, SMOTE) and smote.k_neighbors == 3
 
 
+def test_ablation_rows_train_the_papers_way_and_one_row_shows_the_default():
+    # The default recipe's post-hoc adjustment would make "ERM" a re-balanced
+    # method; only the "default" row shows what LDAMDRWClassifier() does.
+    nets = {name: method.build(TINY, 0, np.array([50, 10]))[-1] for name, method in METHODS.items()}
+    recipes = {name: net.recipe for name, net in nets.items() if isinstance(net, LDAMDRWClassifier)}
+    assert recipes.pop("default") == LDAMDRWClassifier().recipe == "tabular"
+    assert {"erm", "ldam", "ldam_drw", "ce_drw", "ros"} <= set(recipes)
+    assert set(recipes.values()) == {"paper"}
+
+
 def test_unknown_method_and_bad_seeds():
     with pytest.raises(ValueError, match="unknown method.*choose from: erm, class_weighted"):
         run_comparison(small_data(), ["nope"], progress=False)
