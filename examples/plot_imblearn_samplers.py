@@ -59,8 +59,10 @@ print(pd.Series(y_train).value_counts().to_string())
 # %%
 # One pipeline per strategy
 # -------------------------
-# ``loss="ce", schedule="none"`` turns the estimator into a plain network
-# trained with cross-entropy, so that the samplers alone do the balancing.
+# ``loss="ce", schedule="none", recipe="paper"`` turns the estimator into a
+# plain network trained with cross-entropy (the default recipe would also
+# re-balance its predictions after training), so that the samplers alone do
+# the balancing.
 
 
 def network(**params):
@@ -69,7 +71,7 @@ def network(**params):
     )
 
 
-plain = {"loss": "ce", "schedule": "none"}
+plain = {"loss": "ce", "schedule": "none", "recipe": "paper"}
 strategies = {
     "no sampler (CE)": make_pipeline(StandardScaler(), network(**plain)),
     "RandomOverSampler + CE": make_pipeline(

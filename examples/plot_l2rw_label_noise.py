@@ -89,15 +89,17 @@ common = {
     "module__hidden_layer_sizes": (128,),
     "random_state": 0,
 }
+# ERM is plain training: the default recipe would re-balance its predictions.
+erm = {"loss": "ce", "schedule": "none", "recipe": "paper"}
 steps_ratio = len(y_train) // META_PER_CLASS // 10  # epochs over 100 rows vs ~1250
 models = {
-    "ERM, noisy labels": LDAMDRWClassifier(loss="ce", schedule="none", **common),
+    "ERM, noisy labels": LDAMDRWClassifier(**erm, **common),
     "ERM, meta set only": LDAMDRWClassifier(
-        loss="ce", schedule="none", **{**common, "max_epochs": EPOCHS * steps_ratio}
+        **erm, **{**common, "max_epochs": EPOCHS * steps_ratio}
     ),
     "L2RW, exact weights": L2RWClassifier(weighting="exact", **common),
     "L2RW, sign weights": L2RWClassifier(weighting="sign", **common),
-    "ERM, clean labels": LDAMDRWClassifier(loss="ce", schedule="none", **common),
+    "ERM, clean labels": LDAMDRWClassifier(**erm, **common),
 }
 models["ERM, noisy labels"].fit(X_train, y_noisy)
 models["ERM, meta set only"].fit(X_train[meta_mask], y_train[meta_mask])
