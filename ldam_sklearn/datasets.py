@@ -133,15 +133,18 @@ def make_long_tailed(
     imbalance_ratio: float = 100.0,
     profile: str = "exp",
     *,
+    n_max: int | None = None,
+    class_order=None,
     random_state=None,
 ):
     """Subsample a labelled set into a long-tailed one.
 
     Classes are ranked by label order (class ``i`` is the ``i``-th value of
-    ``np.unique(y)``) and class ``i`` keeps ``long_tailed_counts(n_max, C,
-    imbalance_ratio, profile)[i]`` samples drawn at random without
-    replacement, where ``n_max`` is the smallest class count of the input, so
-    that every class can meet its target. The kept rows stay in their input
+    ``np.unique(y)``, or of ``class_order``) and class ``i`` keeps
+    ``long_tailed_counts(n_max, C, imbalance_ratio, profile)[i]`` samples
+    drawn at random without replacement, or all of its samples when it has
+    fewer. By default ``n_max`` is the smallest class count of the input, so
+    that every class meets its target. The kept rows stay in their input
     order.
 
     Parameters
@@ -156,6 +159,16 @@ def make_long_tailed(
     profile : {"exp", "step"}, default="exp"
         Exponential decay of the class counts, or a step where the first half
         of the classes keep ``n_max`` samples and the rest ``n_max / rho``.
+    n_max : int or None, default=None
+        Target count of the first class. ``None`` takes the smallest class
+        count of the input. A larger value keeps more rows of the head
+        classes (as the CIFAR-LT sets keep the largest class whole) at the
+        price of an inexact profile: a class with fewer rows than its
+        target keeps all of them.
+    class_order : array-like of shape (n_classes,), default=None
+        Every label of ``y`` once, the head class first. ``None`` is the
+        sorted label order; a shuffled order (e.g. from a fixed seed)
+        keeps the profile from following whatever the label names encode.
     random_state : int, RandomState instance or None, default=None
         Controls which samples are kept.
 
@@ -171,7 +184,8 @@ def make_long_tailed(
     ------
     ValueError
         If ``imbalance_ratio < 1``, ``profile`` is unknown, ``y`` is not
-        binary or multiclass, or has fewer than two classes.
+        binary or multiclass, has fewer than two classes, ``n_max < 1``, or
+        ``class_order`` is not a permutation of the labels.
 
     See Also
     --------
@@ -193,6 +207,11 @@ def make_long_tailed(
     >>> X_lt, y_lt = make_long_tailed(X, y, imbalance_ratio=10, random_state=0)
     >>> np.bincount(y_lt).tolist()
     [20, 11, 6, 3, 2]
+    >>> _, y_lt = make_long_tailed(
+    ...     X, y, imbalance_ratio=10, n_max=40, class_order=[4, 3, 2, 1, 0], random_state=0
+    ... )
+    >>> np.bincount(y_lt).tolist()
+    [4, 7, 12, 20, 20]
     """
     # Validate the cheap scalar arguments before touching the data.
     imbalance_ratio = _check_profile(imbalance_ratio, profile)
@@ -207,7 +226,19 @@ def make_long_tailed(
     if classes.size < 2:
         raise ValueError(f"y must contain at least 2 classes, got {classes.size}.")
 
-    counts = long_tailed_counts(int(class_counts.min()), classes.size, imbalance_ratio, profile)
+    if class_order is not None:
+        order = np.asarray(class_order)
+        if order.shape != classes.shape or not np.array_equal(np.sort(order), classes):
+            raise ValueError(
+                f"class_order must hold every label of y once, got {class_order!r} for the "
+                f"labels {classes.tolist()}."
+            )
+        # The i-th class of the profile is class_order[i].
+        class_counts = class_counts[np.searchsorted(classes, order)]
+        classes = order
+    n_max = int(class_counts.min()) if n_max is None else _check_int("n_max", n_max, 1)
+    counts = long_tailed_counts(n_max, classes.size, imbalance_ratio, profile)
+    counts = np.minimum(counts, class_counts)
     # make_imbalance picks the rows; running it on row indices rather than on
     # X lets any X that _safe_indexing supports through and keeps input order
     # (make_imbalance itself returns the rows grouped by class).

@@ -19,6 +19,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from ldam_sklearn.datasets import long_tailed_counts
+
 ROOT = Path(__file__).resolve().parents[1]
 
 
@@ -187,3 +189,97 @@ def test_real_data_benchmark_uses_the_same_folds_for_everyone(bench_real):
         np.testing.assert_array_equal(test_a, test_b)
         assert set(y[train_a]) == {0, 1, 2}
     assert sorted(np.concatenate([test for _, test in first])) == list(range(len(y)))
+
+
+@pytest.fixture
+def bench_text(monkeypatch):
+    # bench_text imports bench_real's cache and machine record, as it does
+    # when run as a script from benchmarks/.
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(
+        "_ldam_bench_text", ROOT / "benchmarks" / "bench_text.py"
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _fake_text_home(path: Path) -> Path:
+    """A data home laid out like ../shared/data's text files, holding generated text."""
+    rng = np.random.default_rng(0)
+    path.mkdir(parents=True)
+
+    def texts(labels):
+        # Each label has its own cue word among random filler words.
+        return [
+            " ".join([f"cue{label}", *(f"w{i}" for i in rng.integers(0, 50, size=6))])
+            for label in labels
+        ]
+
+    spam = np.where(np.arange(150) < 45, "spam", "ham")
+    pd.DataFrame({"label": spam, "text": texts(spam)}).to_csv(path / "sms_spam.csv", index=False)
+    intents = [f"intent_{i}" for i in range(6)]
+    train = np.repeat(intents, 40)
+    test = np.repeat(intents, 10)
+    pd.DataFrame({"text": texts(train), "category": train}).to_csv(
+        path / "banking77_train.csv", index=False
+    )
+    pd.DataFrame({"text": texts(test), "category": test}).to_csv(
+        path / "banking77_test.csv", index=False
+    )
+    return path
+
+
+def test_text_benchmark_scores_caches_and_reports(bench_text, tmp_path, monkeypatch):
+    home = _fake_text_home(tmp_path / "data")
+    out = tmp_path / "out" / "text.json"
+    argv = ["--data-home", str(home), "--contenders", "LR-bal,ERM", "--out", str(out), "--quick"]
+    table = bench_text.main(argv)
+
+    assert list(table.index) == [
+        (dataset, contender)
+        for contender in ("LR-bal", "ERM")
+        for dataset in ("sms_spam", "banking77_lt100")
+    ]
+    # The cue words make spam easy; the intents' tail keeps one or two rows
+    # per class, still far above the chance level of 1/6.
+    assert (table.loc["sms_spam", ["macro_f1", "balanced_accuracy"]] > 0.9).all(axis=None)
+    assert (table.loc["banking77_lt100", ["macro_f1", "balanced_accuracy"]] > 0.4).all(axis=None)
+    # Spam has more than 20 training rows; the 100:1 intents' tail has fewer.
+    assert table.loc["sms_spam", "few_shot_accuracy"].isna().all()
+    assert table.loc["banking77_lt100", "few_shot_accuracy"].notna().all()
+    results = json.loads(out.read_text())["results"]
+    assert len(results) == 2 * 2
+    assert (tmp_path / "out" / "text.png").stat().st_size > 0
+    assert "LR-bal" in (tmp_path / "out" / "text.md").read_text()
+
+    # A second run finds every split in the cache and fits nothing.
+    def no_fit(*args, **kwargs):
+        raise AssertionError("a cached split was fitted again")
+
+    monkeypatch.setattr(bench_text, "score_split", no_fit)
+    pd.testing.assert_frame_equal(bench_text.main(argv), table)
+
+
+def test_banking77_lt_keeps_the_profile_and_the_class_order(bench_text):
+    classes = [f"c{i}" for i in range(8)]
+    train = pd.DataFrame(
+        {"text": [f"t{i}" for i in range(8 * 50)], "category": np.repeat(classes, 50)}
+    )
+    _, first = bench_text.long_tailed_banking77(train, 10, seed=0)
+    texts, second = bench_text.long_tailed_banking77(train, 10, seed=1)
+
+    # The same classes get the same counts for every seed: 50 * 10 ** (-i / 7).
+    counts = pd.Series(first).value_counts()
+    pd.testing.assert_series_equal(counts, pd.Series(second).value_counts())
+    assert sorted(counts) == sorted(long_tailed_counts(50, 8, 10))
+    # Other rows are kept by another seed.
+    assert set(texts) != set(bench_text.long_tailed_banking77(train, 10, seed=0)[0])
+
+
+def test_few_shot_accuracy_is_the_recall_of_the_rare_classes(bench_text):
+    y_train = np.repeat(["head", "tail"], [30, 5])
+    y_test = np.array(["head", "head", "tail", "tail"])
+    pred = np.array(["tail", "head", "tail", "head"])
+    assert bench_text.few_shot_accuracy(y_train, y_test, pred) == 0.5
+    assert np.isnan(bench_text.few_shot_accuracy(y_train[:30], y_test[:2], pred[:2]))

@@ -88,6 +88,42 @@ def test_n_max_is_the_smallest_input_class():
     assert np.bincount(y_lt).tolist() == long_tailed_counts(20, 4, 4).tolist()
 
 
+def test_larger_n_max_keeps_whole_classes_that_fall_short():
+    X, y = _balanced(n_per_class=50, n_classes=4)
+    keep = (y != 1) | (np.cumsum(y == 1) <= 20)  # class 1 has only 20 samples
+    _, y_lt = make_long_tailed(X[keep], y[keep], 4, n_max=50, random_state=0)
+    # Targets 50, 31, 19, 12: class 1 keeps its 20 rows instead of 31.
+    assert np.bincount(y_lt).tolist() == [50, 20, 19, 12]
+
+
+def test_class_order_picks_the_head_and_the_tail():
+    X, y = _balanced(n_per_class=40, n_classes=3)
+    names = np.array(["cat", "ant", "bee"])[y]
+    _, y_lt = make_long_tailed(X, names, 4, class_order=["cat", "ant", "bee"], random_state=0)
+    labels, counts = np.unique(y_lt, return_counts=True)
+    assert dict(zip(labels.tolist(), counts.tolist(), strict=True)) == {
+        "cat": 40,
+        "ant": 20,
+        "bee": 10,
+    }
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "match"),
+    [
+        ({"class_order": [0, 1]}, "class_order must hold every label"),
+        ({"class_order": [0, 1, 2, 2]}, "class_order must hold every label"),
+        ({"class_order": [0, 1, 2, 7]}, "class_order must hold every label"),
+        ({"n_max": 0}, "n_max must be an integer >= 1"),
+        ({"n_max": 2.5}, "n_max must be an integer >= 1"),
+    ],
+)
+def test_bad_n_max_and_class_order(kwargs, match):
+    X, y = _balanced(n_per_class=10, n_classes=4)
+    with pytest.raises(ValueError, match=match):
+        make_long_tailed(X, y, 4, **kwargs)
+
+
 def test_rows_are_input_rows_with_their_labels_in_input_order():
     X, y = _balanced()
     X_lt, y_lt = make_long_tailed(X, y, 10, random_state=3)
