@@ -414,27 +414,43 @@ class ClassBalancing(Callback):
 
 
 class MetaWeightStats(Callback):
-    """Record how learning-to-reweight spreads its example weights.
+    """Record how a meta-reweighting estimator spreads its example weights.
 
-    Reads the ``weights`` that :class:`~ldam_sklearn.L2RWClassifier`'s
-    training step (learning to reweight examples [1]_) returns and records
-    per epoch:
+    Reads the ``weights`` and the ``meta_loss`` that the training step of
+    :class:`~ldam_sklearn.L2RWClassifier` (learning to reweight examples
+    [1]_) or :class:`~ldam_sklearn.meta_weight_net.MetaWeightNetClassifier`
+    returns, and records per epoch, with each weight scaled by its batch's
+    size so that 1.0 is the uniform weighting of plain training:
 
-    - ``meta_weight_per_class``: mean weight of each class's examples, times
-      the batch size, so that 1.0 is the uniform weighting of plain training;
+    - ``mean_weight``: mean scaled weight of the epoch's examples;
+    - ``weight_spread``: the standard deviation of the scaled weights within
+      a batch, averaged over the epoch's steps (0 when every example of a
+      batch weighs the same);
+    - ``meta_weight_per_class``: mean scaled weight of each class's
+      examples (the ``verbose`` log shows its ``min..max``);
+    - ``meta_loss``: mean over the steps of the meta-set loss the step
+      computed (L2RW's at the current parameters, Meta-Weight-Net's at its
+      look-ahead point);
     - ``zero_weight_fraction``: fraction of examples that got weight 0;
     - ``zero_weight_steps``: steps in which every weight was 0, so the batch
       added no gradient.
+
+    The sums stay on the training device during the epoch and are read
+    once at its end.
 
     Attributes
     ----------
     _sums, _counts : torch.Tensor of shape (n_classes,) or None
         Running per-class sums of the scaled weights and numbers of examples
-        of the epoch; ``None`` until a training batch reports weights
-        (internal state, reset by ``on_epoch_begin``).
-    _zeros, _rows, _zero_steps : int
-        Examples with weight 0, examples seen and all-zero steps in the
-        epoch (internal state, reset by ``on_epoch_begin``).
+        of the epoch; ``None`` outside an epoch and until a training batch
+        reports weights (internal state, reset by ``on_epoch_begin`` and
+        ``on_epoch_end``).
+    _totals : torch.Tensor of shape (4,) or None
+        Running sums of the batches' weight spreads, the zero weights, the
+        all-zero steps and the meta losses (internal state, like ``_sums``).
+    _steps, _meta_steps : int
+        Training steps of the epoch that reported weights, and those that
+        also reported a meta loss.
 
     References
     ----------
@@ -447,31 +463,50 @@ class MetaWeightStats(Callback):
     """
 
     def on_epoch_begin(self, net, **kwargs):
-        self._sums = self._counts = None
-        self._zeros = self._rows = self._zero_steps = 0
+        self._sums = self._counts = self._totals = None
+        self._steps = self._meta_steps = 0
 
-    def on_batch_end(self, net, batch=None, training=False, weights=None, **kwargs):
+    def on_batch_end(self, net, batch=None, training=False, weights=None, meta_loss=None, **kwargs):
         if not training or weights is None:
             return
         labels, _ = unpack_target(batch[1])
         n_classes = len(net.classes_)
-        scaled = weights.detach() * len(weights)
+        scaled = weights.detach().float() * len(weights)
         sums = torch.bincount(labels, weights=scaled, minlength=n_classes)
         counts = torch.bincount(labels, minlength=n_classes)
+        zeros = (scaled == 0).sum().float()
+        totals = torch.stack(
+            [
+                scaled.std(correction=0),
+                zeros,
+                (zeros == len(weights)).float(),
+                scaled.new_zeros(()) if meta_loss is None else meta_loss.detach().float(),
+            ]
+        )
+        # Tensor sums rather than Python numbers: no device sync per step.
         self._sums = sums if self._sums is None else self._sums + sums
         self._counts = counts if self._counts is None else self._counts + counts
-        zeros = int((weights == 0).sum())
-        self._zeros += zeros
-        self._rows += len(weights)
-        self._zero_steps += zeros == len(weights)
+        self._totals = totals if self._totals is None else self._totals + totals
+        self._steps += 1
+        self._meta_steps += meta_loss is not None
 
     def on_epoch_end(self, net, **kwargs):
         if self._sums is None:
             return
-        per_class = self._sums / self._counts.clamp_min(1)
-        net.history.record("meta_weight_per_class", per_class.cpu().tolist())
-        net.history.record("zero_weight_fraction", self._zeros / self._rows)
-        net.history.record("zero_weight_steps", self._zero_steps)
+        # Summed in float32 on the device (MPS has no float64), read once.
+        sums, counts = self._sums.cpu().double(), self._counts.cpu().double()
+        spreads, zeros, zero_steps, meta_loss = self._totals.cpu().tolist()
+        rows = float(counts.sum())
+        per_class = sums / counts.clamp_min(1)
+        net.history.record("mean_weight", float(sums.sum()) / rows)
+        net.history.record("weight_spread", spreads / self._steps)
+        net.history.record("meta_weight_per_class", _LoggedWeights(per_class.tolist()))
+        if self._meta_steps:
+            net.history.record("meta_loss", meta_loss / self._meta_steps)
+        net.history.record("zero_weight_fraction", zeros / rows)
+        net.history.record("zero_weight_steps", int(zero_steps))
+        # Device tensors must not stay in the estimator's pickle.
+        self._sums = self._counts = self._totals = None
 
 
 class NonFiniteGuard(Callback):

@@ -12,7 +12,12 @@ from .base import BaseNetClassifier
 from .callbacks import MetaWeightStats
 from .data import ArrayDataset, unpack_target
 from .losses import CrossEntropyLoss, LDAMLoss
-from .meta_reweighting import META_WEIGHT_METHODS, WEIGHTINGS, meta_weighted_loss
+from .meta_reweighting import (
+    META_WEIGHT_METHODS,
+    WEIGHTINGS,
+    _meta_weighted_step,
+    _WeightedStep,
+)
 from .utils.validation import check_choice, check_int, check_real
 
 __all__ = ["L2RWClassifier"]
@@ -29,8 +34,9 @@ class BaseMetaSetClassifier(BaseNetClassifier):
 
     Shared by :class:`L2RWClassifier` and
     :class:`~ldam_sklearn.meta_weight_net.MetaWeightNetClassifier`; not meant
-    to be used directly. Subclasses implement ``train_step_single``, which
-    returns the batch's ``weights`` for :class:`MetaWeightStats`.
+    to be used directly. Subclasses implement ``_weighted_step``, which
+    weights a training batch against the meta batch; the training step
+    hands its weights and meta loss to :class:`MetaWeightStats`.
     """
 
     _sparse_first_layer = False  # meta_reweighting's per-example gradients expect nn.Linear layers
@@ -211,6 +217,29 @@ class BaseMetaSetClassifier(BaseNetClassifier):
         """Mean per-example loss, for validation batches."""
         return super().get_loss(y_pred, y_true, X=X, training=training).mean()
 
+    # -- training step -------------------------------------------------------------
+
+    def _weighted_step(
+        self, X: torch.Tensor, y: torch.Tensor, sample_weight: torch.Tensor | None
+    ) -> _WeightedStep:
+        """The batch's weighted loss (autograd live), weights, logits and meta loss."""
+        raise NotImplementedError
+
+    def train_step_single(self, batch, **fit_params):
+        """One training step on meta-learned example weights."""
+        self._set_training(True)
+        Xi, yi = batch
+        labels, sample_weight = unpack_target(yi)
+        with self._autocast():
+            step = self._weighted_step(Xi, labels, sample_weight)
+        step.loss.backward()
+        return {
+            "loss": step.loss,
+            "y_pred": step.logits,
+            "weights": step.weights,
+            "meta_loss": step.meta_loss,
+        }
+
 
 class L2RWClassifier(BaseMetaSetClassifier):
     """Neural network classifier that learns to reweight its training examples.
@@ -280,11 +309,15 @@ class L2RWClassifier(BaseMetaSetClassifier):
     device_ : torch.device
     module_, criterion_, optimizer_ : torch objects
     history_ : skorch.history.History
-        Per epoch: ``train_loss``, ``train_bacc``, ``lr``,
-        ``meta_weight_per_class`` (mean weight of each class's examples
-        times the batch size: 1.0 is plain training's; with ``"sign"``, the
-        fraction of the class's examples kept), ``zero_weight_fraction`` and
-        ``zero_weight_steps`` (steps whose batch got no weight at all).
+        Per epoch: ``train_loss``, ``train_bacc``, ``lr``, and from
+        :class:`~ldam_sklearn.callbacks.MetaWeightStats`, with weights
+        times the batch size (1.0 is plain training's; with ``"sign"``, 1
+        for a kept example and 0 for a dropped one): ``mean_weight`` (with
+        ``"sign"``, the fraction of examples kept), ``weight_spread``
+        (standard deviation within a batch), ``meta_weight_per_class``,
+        ``meta_loss`` (mean meta-set loss before each step),
+        ``zero_weight_fraction`` and ``zero_weight_steps`` (steps whose
+        batch got no weight at all).
 
     See Also
     --------
@@ -335,25 +368,17 @@ class L2RWClassifier(BaseMetaSetClassifier):
         super()._check_params()
         check_choice("weighting", self.weighting, WEIGHTINGS)
 
-    # -- training step -------------------------------------------------------------
-
-    def train_step_single(self, batch, **fit_params):
-        """One step of Algorithm 1: meta-learned weights, then the weighted update."""
-        self._set_training(True)
-        Xi, yi = batch
-        labels, sample_weight = unpack_target(yi)
+    def _weighted_step(self, X, y, sample_weight):
+        """Algorithm 1's weights and the weighted loss of the batch."""
         X_meta, y_meta = self._meta_batch
-        with self._autocast():
-            loss, weights, logits = meta_weighted_loss(
-                self.module_,
-                Xi,
-                labels,
-                X_meta,
-                y_meta,
-                self.criterion_,
-                method=self.weight_method,
-                sample_weight=sample_weight,
-                weighting=self.weighting,
-            )
-        loss.backward()
-        return {"loss": loss, "y_pred": logits, "weights": weights}
+        return _meta_weighted_step(
+            self.module_,
+            X,
+            y,
+            X_meta,
+            y_meta,
+            self.criterion_,
+            method=self.weight_method,
+            sample_weight=sample_weight,
+            weighting=self.weighting,
+        )

@@ -36,6 +36,7 @@ import functools
 import warnings
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from typing import NamedTuple
 
 import torch
 import torch.nn.functional as F
@@ -183,9 +184,11 @@ def _isolated_forward(module: nn.Module, X: Tensor, params: dict[str, Tensor]) -
 
 def _meta_gradient(
     params: dict[str, Tensor], meta_logits: Tensor, y_meta: Tensor, loss_fn: LossFn
-) -> tuple[Tensor, ...]:
+) -> tuple[Tensor, tuple[Tensor, ...]]:
+    """The detached mean meta loss and its gradient wrt ``params``."""
     meta_loss = _per_example_losses(loss_fn, meta_logits, y_meta).mean()
-    return torch.autograd.grad(meta_loss, tuple(params.values()), materialize_grads=True)
+    grads = torch.autograd.grad(meta_loss, tuple(params.values()), materialize_grads=True)
+    return meta_loss.detach(), grads
 
 
 # (layer, its input a, gradient δ of the summed losses wrt its output), one per call
@@ -396,6 +399,26 @@ def _warn_lookahead_fallback(stacklevel: int) -> None:
     )
 
 
+class _Scores(NamedTuple):
+    scores: Tensor  # ⟨∇θ L_meta(θ), ∇θ ℓ_i(θ)⟩, detached
+    meta_loss: Tensor  # L_meta(θ), detached
+    # From the layerwise route only: weights -> the weighted training loss
+    # built from what the scores already computed, and the batch's detached
+    # logits; other routes give None and the caller runs its own forward.
+    weighted_loss: Callable[[Tensor], Tensor] | None = None
+    logits: Tensor | None = None
+
+
+def _lookahead_route(module, X, y, X_meta, y_meta, loss_fn, params) -> _Scores:
+    scores = _lookahead_scores(module, X, y, X_meta, y_meta, loss_fn, params).detach()
+    # The look-ahead graph evaluates the meta loss away from θ; one more
+    # forward of the (small) meta batch gives it at θ, as the other routes do.
+    with torch.no_grad():
+        meta_logits = _isolated_forward(module, X_meta, params)
+        meta_loss = _per_example_losses(loss_fn, meta_logits, y_meta).mean()
+    return _Scores(scores, meta_loss)
+
+
 @torch.enable_grad()
 def _example_scores(
     module: nn.Module,
@@ -405,32 +428,29 @@ def _example_scores(
     y_meta: Tensor,
     loss_fn: LossFn,
     method: str,
-) -> tuple[Tensor, Callable[[Tensor], Tensor] | None, Tensor | None]:
-    """Unrectified scores ⟨∇θ L_meta, ∇θ ℓ_i⟩ and, where available, a reuse hook.
-
-    The second and third items, from the layerwise route only, map weights
-    to the weighted training loss built from what the scores already
-    computed, and give the training batch's logits; other routes return
-    ``None`` for both and the caller runs its own forward pass.
-    """
+) -> _Scores:
+    """Unrectified scores ⟨∇θ L_meta, ∇θ ℓ_i⟩, the meta loss and, where available, a reuse hook."""
     resolved, layers, params = _check_step(module, X, y, X_meta, y_meta, method)
+    args = (module, X, y, X_meta, y_meta, loss_fn, params)
     if resolved == "lookahead":
-        return _lookahead_scores(module, X, y, X_meta, y_meta, loss_fn, params).detach(), None, None
+        return _lookahead_route(*args)
     if resolved == "layerwise":
         # Without buffers there is nothing to isolate: a plain call is cheaper.
-        meta_grads = _meta_gradient(params, module(X_meta), y_meta, loss_fn)
+        meta_loss, meta_grads = _meta_gradient(params, module(X_meta), y_meta, loss_fn)
         losses, records, logits = _layerwise_forward(module, layers, X, y, loss_fn)
         by_param = dict(zip(params.values(), meta_grads, strict=True))
         scores = _layerwise_dots(records, by_param, losses)
-        return scores, functools.partial(_layerwise_weighted_loss, losses, records), logits
-    meta_grads = _meta_gradient(params, _isolated_forward(module, X_meta, params), y_meta, loss_fn)
+        weighted_loss = functools.partial(_layerwise_weighted_loss, losses, records)
+        return _Scores(scores, meta_loss, weighted_loss, logits)
+    meta_logits = _isolated_forward(module, X_meta, params)
+    meta_loss, meta_grads = _meta_gradient(params, meta_logits, y_meta, loss_fn)
     try:
-        return _jvp_scores(module, X, y, loss_fn, params, meta_grads).detach(), None, None
+        return _Scores(_jvp_scores(module, X, y, loss_fn, params, meta_grads).detach(), meta_loss)
     except NotImplementedError:
         if method != "auto":
             raise
     _warn_lookahead_fallback(stacklevel=4)
-    return _lookahead_scores(module, X, y, X_meta, y_meta, loss_fn, params).detach(), None, None
+    return _lookahead_route(*args)
 
 
 def _rectify(scores: Tensor, normalize: bool) -> Tensor:
@@ -557,7 +577,7 @@ def l2rw_example_weights(
     >>> torch.allclose(w, w_jvp, atol=1e-5)
     True
     """
-    scores, _, _ = _example_scores(
+    scores = _example_scores(
         module,
         X,
         y,
@@ -565,11 +585,10 @@ def l2rw_example_weights(
         y_meta,
         _default_loss if loss_fn is None else loss_fn,
         method,
-    )
+    ).scores
     return _rectify(scores, normalize)
 
 
-@torch.enable_grad()
 def meta_weighted_loss(
     module: nn.Module,
     X: Tensor,
@@ -671,16 +690,51 @@ def meta_weighted_loss(
     >>> bool(sign_weights.max() <= 1 / len(y))
     True
     """
-    loss_fn = _default_loss if loss_fn is None else loss_fn
-    scores, weighted_loss, logits = _example_scores(module, X, y, X_meta, y_meta, loss_fn, method)
+    step = _meta_weighted_step(
+        module,
+        X,
+        y,
+        X_meta,
+        y_meta,
+        _default_loss if loss_fn is None else loss_fn,
+        method=method,
+        sample_weight=sample_weight,
+        weighting=weighting,
+    )
+    return step.loss, step.weights, step.logits
+
+
+class _WeightedStep(NamedTuple):
+    loss: Tensor
+    weights: Tensor
+    logits: Tensor
+    meta_loss: Tensor  # L_meta(θ), detached, for the estimator's history
+
+
+@torch.enable_grad()
+def _meta_weighted_step(
+    module: nn.Module,
+    X: Tensor,
+    y: Tensor,
+    X_meta: Tensor,
+    y_meta: Tensor,
+    loss_fn: LossFn,
+    *,
+    method: str,
+    sample_weight: Tensor | None,
+    weighting: str,
+) -> _WeightedStep:
+    """:func:`meta_weighted_loss`, and the meta loss it computed on the way."""
     if weighting not in WEIGHTINGS:
         raise ValueError(f"weighting={weighting!r} is not valid; choose one of {WEIGHTINGS}.")
+    scores = _example_scores(module, X, y, X_meta, y_meta, loss_fn, method)
     if weighting == "sign":
-        weights = _sign_weights(scores, sample_weight)
+        weights = _sign_weights(scores.scores, sample_weight)
     else:
-        weights = _rectify(scores if sample_weight is None else scores * sample_weight, True)
-    if weighted_loss is None:
+        scaled = scores.scores if sample_weight is None else scores.scores * sample_weight
+        weights = _rectify(scaled, True)
+    if scores.weighted_loss is None:
         logits = module(X)
         loss = (weights * _per_example_losses(loss_fn, logits, y)).sum()
-        return loss, weights, logits.detach()
-    return weighted_loss(weights), weights, logits
+        return _WeightedStep(loss, weights, logits.detach(), scores.meta_loss)
+    return _WeightedStep(scores.weighted_loss(weights), weights, scores.logits, scores.meta_loss)

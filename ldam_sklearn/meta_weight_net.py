@@ -46,7 +46,6 @@ from typing import NamedTuple
 import torch
 from torch import Tensor, nn
 
-from .data import unpack_target
 from .l2rw import BaseMetaSetClassifier
 from .meta_reweighting import (
     LossFn,
@@ -60,6 +59,7 @@ from .meta_reweighting import (
     _layerwise_weighted_loss,
     _per_example_losses,
     _warn_lookahead_fallback,
+    _WeightedStep,
 )
 from .utils.validation import check_int, check_real
 
@@ -415,10 +415,13 @@ class MetaWeightNetClassifier(BaseMetaSetClassifier):
     weight_optimizer_ : torch.optim.Adam
         Its optimizer.
     history_ : skorch.history.History
-        Per epoch: ``train_loss``, ``train_bacc``, ``lr``, ``meta_loss``
-        (mean meta-set loss at the look-ahead point),
-        ``meta_weight_per_class`` (mean weight of each class's examples
-        times the batch size, at most 2), ``zero_weight_fraction`` and
+        Per epoch: ``train_loss``, ``train_bacc``, ``lr``, and from
+        :class:`~ldam_sklearn.callbacks.MetaWeightStats`, as for
+        :class:`~ldam_sklearn.L2RWClassifier`, with weights times the batch
+        size (at most 2): ``mean_weight`` (1.0 unless the normaliser's
+        floor applies), ``weight_spread`` (standard deviation within a
+        batch), ``meta_weight_per_class``, ``meta_loss`` (mean meta-set
+        loss at the look-ahead point), ``zero_weight_fraction`` and
         ``zero_weight_steps``.
 
     See Also
@@ -447,8 +450,6 @@ class MetaWeightNetClassifier(BaseMetaSetClassifier):
     >>> bool(((weights > 0) & (weights < 1)).all())
     True
     """
-
-    _step_caches = (*BaseMetaSetClassifier._step_caches, "_meta_loss_sum")
 
     def __init__(
         self,
@@ -516,52 +517,28 @@ class MetaWeightNetClassifier(BaseMetaSetClassifier):
         else:
             self.optimizer_.step(step_fn)
 
-    def on_epoch_begin(self, net, **kwargs):
-        """Start the epoch's history row and its meta-loss sum."""
-        super().on_epoch_begin(net, **kwargs)
-        self._meta_loss_sum, self._meta_steps = None, 0
-
-    def on_epoch_end(self, net, **kwargs):
-        """Record the epoch's mean meta loss."""
-        super().on_epoch_end(net, **kwargs)
-        if self._meta_steps:
-            # One device sync per epoch rather than one per step.
-            self.history.record("meta_loss", float(self._meta_loss_sum) / self._meta_steps)
-
-    def train_step_single(self, batch, **fit_params):
-        """One Meta-Weight-Net step: update the weighting network, then the classifier."""
-        self._set_training(True)
-        Xi, yi = batch
-        labels, sample_weight = unpack_target(yi)
+    def _weighted_step(self, X, y, sample_weight):
+        """Update the weighting network, then weight the batch with it."""
         X_meta, y_meta = self._meta_batch
-        with self._autocast():
-            step = _meta_step(
-                self.module_,
-                self.weight_net_,
-                Xi,
-                labels,
-                X_meta,
-                y_meta,
-                self.criterion_,
-                lr=self.optimizer_.param_groups[0]["lr"],
-                method=self.weight_method,
-                sample_weight=sample_weight,
-            )
+        step = _meta_step(
+            self.module_,
+            self.weight_net_,
+            X,
+            y,
+            X_meta,
+            y_meta,
+            self.criterion_,
+            lr=self.optimizer_.param_groups[0]["lr"],
+            method=self.weight_method,
+            sample_weight=sample_weight,
+        )
         for param, grad in zip(self.weight_net_.parameters(), step.grads, strict=True):
             param.grad = grad
         self.weight_optimizer_.step()
-        with self._autocast():
-            with torch.no_grad():
-                weights = _example_weights(self.weight_net_, step.losses, step.prior).float()
-            if step.weighted_loss is not None:
-                loss, logits = step.weighted_loss(weights), step.logits
-            else:
-                logits = self.module_(Xi)
-                loss = (weights * _per_example_losses(self.criterion_, logits, labels)).sum()
-                logits = logits.detach()
-        loss.backward()
-        self._meta_loss_sum = (
-            step.meta_loss if self._meta_loss_sum is None else self._meta_loss_sum + step.meta_loss
-        )
-        self._meta_steps += 1
-        return {"loss": loss, "y_pred": logits, "weights": weights}
+        with torch.no_grad():
+            weights = _example_weights(self.weight_net_, step.losses, step.prior).float()
+        if step.weighted_loss is not None:
+            return _WeightedStep(step.weighted_loss(weights), weights, step.logits, step.meta_loss)
+        logits = self.module_(X)
+        loss = (weights * _per_example_losses(self.criterion_, logits, y)).sum()
+        return _WeightedStep(loss, weights, logits.detach(), step.meta_loss)

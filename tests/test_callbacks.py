@@ -11,7 +11,7 @@ from sklearn.metrics import balanced_accuracy_score
 from skorch.callbacks import Callback
 from skorch.history import History
 
-from ldam_sklearn import LDAMDRWClassifier
+from ldam_sklearn import L2RWClassifier, LDAMDRWClassifier, MetaWeightNetClassifier
 from ldam_sklearn.callbacks import (
     BalancedAccuracy,
     WarmupStepLR,
@@ -19,8 +19,10 @@ from ldam_sklearn.callbacks import (
     switch_epoch,
 )
 from ldam_sklearn.losses import class_balanced_weights
+from ldam_sklearn.meta_reweighting import l2rw_example_weights
 
 FAST = {"max_epochs": 10, "random_state": 0, "module__hidden_layer_sizes": (16,)}
+FAST_META = {"random_state": 0, "module__hidden_layer_sizes": (16,)}
 
 
 def test_switch_epoch_fraction_or_number():
@@ -261,3 +263,71 @@ def test_a_fit_that_separates_the_classes_does_not_warn(imbalanced_data):
     with warnings.catch_warnings():
         warnings.simplefilter("error", ConvergenceWarning)
         LDAMDRWClassifier(**FAST).fit(X, y)
+
+
+def _one_step_weights(clf, X, y):
+    """Recompute the weights and meta loss of a fit of one full-batch step at lr=0.
+
+    With ``lr=0`` the classifier ends where the step started (and
+    Meta-Weight-Net's look-ahead point is the start too), so its weights and
+    meta loss can be computed again from the fitted objects.
+    """
+    train = np.arange(len(y))
+    if not clf.train_on_meta:
+        train = np.setdiff1d(train, clf.meta_indices_)
+    X_train = torch.as_tensor(X[train], dtype=torch.float32)
+    y_train = torch.as_tensor(y[train])
+    X_meta, y_meta = clf._meta_batch
+    with torch.no_grad():
+        meta_loss = clf.criterion_(clf.module_(X_meta), y_meta).mean()
+        if isinstance(clf, MetaWeightNetClassifier):
+            losses = clf.criterion_(clf.module_(X_train), y_train)
+            weights = clf.weight_net_(losses)
+            weights = weights / weights.mean().clamp(min=0.5)  # times the batch size
+    if isinstance(clf, L2RWClassifier):
+        scores = l2rw_example_weights(
+            clf.module_, X_train, y_train, X_meta, y_meta, clf.criterion_, normalize=False
+        )
+        weights = (scores > 0).float()
+    return weights.double().numpy(), y_train.numpy(), float(meta_loss)
+
+
+@pytest.mark.parametrize("Estimator", [L2RWClassifier, MetaWeightNetClassifier])
+def test_meta_weight_stats_describe_the_weights_of_the_step(imbalanced_data, Estimator):
+    X, y = imbalanced_data
+    clf = Estimator(lr=0.0, max_epochs=1, batch_size=len(y), **FAST_META).fit(X, y)
+    weights, labels, meta_loss = _one_step_weights(clf, X, y)
+    assert weights.std() > 0.01  # something to measure
+    row = clf.history[-1]
+    assert row["mean_weight"] == pytest.approx(weights.mean(), rel=1e-4)
+    assert row["weight_spread"] == pytest.approx(weights.std(), rel=1e-3)
+    per_class = [weights[labels == k].mean() for k in range(3)]
+    assert row["meta_weight_per_class"] == pytest.approx(per_class, rel=1e-4)
+    assert row["meta_loss"] == pytest.approx(meta_loss, rel=1e-5)
+    assert row["zero_weight_fraction"] == pytest.approx(np.mean(weights == 0))
+
+
+@pytest.mark.parametrize("Estimator", [L2RWClassifier, MetaWeightNetClassifier])
+def test_meta_weight_stats_of_several_steps(imbalanced_data, Estimator):
+    X, y = imbalanced_data
+    clf = Estimator(max_epochs=5, **FAST_META).fit(X, y)
+    for row in clf.history:
+        per_class = np.asarray(row["meta_weight_per_class"])
+        assert 0 <= row["mean_weight"] <= per_class.max()
+        assert row["mean_weight"] >= per_class.min()
+        assert 0 <= row["weight_spread"] <= 2
+        assert np.isfinite(row["meta_loss"]) and row["meta_loss"] > 0
+    # Nothing on the device is left for the pickle.
+    stats = dict(clf.callbacks_)["meta_weights"]
+    assert stats._sums is None and stats._totals is None
+
+
+def test_verbose_log_shows_meta_weights_per_class_as_a_range(imbalanced_data, capsys):
+    X, y = imbalanced_data
+    clf = L2RWClassifier(verbose=1, max_epochs=2, **FAST_META).fit(X, y)
+    out = capsys.readouterr().out
+    header, _, *rows = out.splitlines()
+    assert "meta_weight_per_class" in header and "weight_spread" in header
+    for row, per_class in zip(rows, clf.history[:, "meta_weight_per_class"], strict=True):
+        assert f"{min(per_class):.3f}..{max(per_class):.3f}" in row
+        assert "[" not in row.replace("\x1b[", "")  # no raw list
