@@ -6,6 +6,7 @@ import subprocess
 import sys
 import warnings
 
+import _meta_nets as meta_nets
 import pytest
 import torch
 import torch.nn.functional as F
@@ -25,22 +26,12 @@ CLOSED_FORMS = ("jvp", "layerwise")
 ALL_METHODS = ("lookahead", "jvp", "layerwise")
 
 
-def make_mlp(seed, n_features=N_FEATURES, n_classes=N_CLASSES):
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Linear(n_features, 12), nn.ReLU(), nn.Linear(12, 8), nn.Tanh(), nn.Linear(8, n_classes)
-    ).double()
+def make_mlp(seed, n_classes=N_CLASSES):
+    return meta_nets.make_mlp(seed, N_FEATURES, n_classes)
 
 
 def make_bn_net(seed):
-    torch.manual_seed(seed)
-    net = nn.Sequential(
-        nn.Linear(N_FEATURES, 12), nn.BatchNorm1d(12), nn.ReLU(), nn.Linear(12, N_CLASSES)
-    ).double()
-    # Non-trivial running statistics, so that "unchanged" and eval mode mean something.
-    net[1].running_mean.normal_()
-    net[1].running_var.uniform_(0.5, 2.0)
-    return net
+    return meta_nets.make_bn_net(seed, N_FEATURES, N_CLASSES)
 
 
 class ConvNet(nn.Module):

@@ -3,13 +3,13 @@
 import copy
 import functools
 
+import _meta_nets as meta_nets
 import numpy as np
 import pytest
 import scipy.sparse
 import torch
 import torch.nn.functional as F
 from test_l2rw import heavy_tailed_extreme_imbalance
-from torch import nn
 from torch.func import functional_call
 
 from ldam_sklearn import MetaWeightNetClassifier
@@ -23,20 +23,11 @@ ce = functools.partial(F.cross_entropy, reduction="none")
 
 
 def make_mlp(seed):
-    torch.manual_seed(seed)
-    return nn.Sequential(
-        nn.Linear(N_FEATURES, 12), nn.ReLU(), nn.Linear(12, 8), nn.Tanh(), nn.Linear(8, N_CLASSES)
-    ).double()
+    return meta_nets.make_mlp(seed, N_FEATURES, N_CLASSES)
 
 
 def make_bn_net(seed):
-    torch.manual_seed(seed)
-    net = nn.Sequential(
-        nn.Linear(N_FEATURES, 12), nn.BatchNorm1d(12), nn.ReLU(), nn.Linear(12, N_CLASSES)
-    ).double()
-    net[1].running_mean.normal_()
-    net[1].running_var.uniform_(0.5, 2.0)
-    return net
+    return meta_nets.make_bn_net(seed, N_FEATURES, N_CLASSES)
 
 
 def make_weight_net(seed, dtype=torch.float64):
