@@ -435,22 +435,15 @@ class MetaWeightStats(Callback):
     - ``zero_weight_steps``: steps in which every weight was 0, so the batch
       added no gradient.
 
-    The sums stay on the training device during the epoch and are read
-    once at its end.
+    A step only keeps references to its weights, labels and meta loss; the
+    statistics are computed once at the epoch's end (one device sync per
+    epoch, no small kernels per step).
 
     Attributes
     ----------
-    _sums, _counts : torch.Tensor of shape (n_classes,) or None
-        Running per-class sums of the scaled weights and numbers of examples
-        of the epoch; ``None`` outside an epoch and until a training batch
-        reports weights (internal state, reset by ``on_epoch_begin`` and
-        ``on_epoch_end``).
-    _totals : torch.Tensor of shape (4,) or None
-        Running sums of the batches' weight spreads, the zero weights, the
-        all-zero steps and the meta losses (internal state, like ``_sums``).
-    _steps, _meta_steps : int
-        Training steps of the epoch that reported weights, and those that
-        also reported a meta loss.
+    _weights, _labels, _meta_losses : list of torch.Tensor
+        The epoch's batches so far (internal state, reset by
+        ``on_epoch_begin`` and emptied by ``on_epoch_end``).
 
     References
     ----------
@@ -463,50 +456,42 @@ class MetaWeightStats(Callback):
     """
 
     def on_epoch_begin(self, net, **kwargs):
-        self._sums = self._counts = self._totals = None
-        self._steps = self._meta_steps = 0
+        self._weights, self._labels, self._meta_losses = [], [], []
 
     def on_batch_end(self, net, batch=None, training=False, weights=None, meta_loss=None, **kwargs):
         if not training or weights is None:
             return
-        labels, _ = unpack_target(batch[1])
-        n_classes = len(net.classes_)
-        scaled = weights.detach().float() * len(weights)
-        sums = torch.bincount(labels, weights=scaled, minlength=n_classes)
-        counts = torch.bincount(labels, minlength=n_classes)
-        zeros = (scaled == 0).sum().float()
-        totals = torch.stack(
-            [
-                scaled.std(correction=0),
-                zeros,
-                (zeros == len(weights)).float(),
-                scaled.new_zeros(()) if meta_loss is None else meta_loss.detach().float(),
-            ]
-        )
-        # Tensor sums rather than Python numbers: no device sync per step.
-        self._sums = sums if self._sums is None else self._sums + sums
-        self._counts = counts if self._counts is None else self._counts + counts
-        self._totals = totals if self._totals is None else self._totals + totals
-        self._steps += 1
-        self._meta_steps += meta_loss is not None
+        self._weights.append(weights.detach())
+        self._labels.append(unpack_target(batch[1])[0])
+        if meta_loss is not None:
+            self._meta_losses.append(meta_loss.detach())
 
     def on_epoch_end(self, net, **kwargs):
-        if self._sums is None:
+        if not self._weights:
             return
-        # Summed in float32 on the device (MPS has no float64), read once.
-        sums, counts = self._sums.cpu().double(), self._counts.cpu().double()
-        spreads, zeros, zero_steps, meta_loss = self._totals.cpu().tolist()
-        rows = float(counts.sum())
-        per_class = sums / counts.clamp_min(1)
-        net.history.record("mean_weight", float(sums.sum()) / rows)
-        net.history.record("weight_spread", spreads / self._steps)
+        sizes = torch.tensor([len(w) for w in self._weights])
+        steps = torch.repeat_interleave(torch.arange(len(sizes)), sizes)
+        # Scaled by the batch size, so that 1.0 is plain training's weight.
+        scaled = torch.cat(self._weights).float().cpu().double() * sizes[steps]
+        labels = torch.cat(self._labels).cpu()
+        n_classes = len(net.classes_)
+        per_class = torch.bincount(labels, weights=scaled, minlength=n_classes) / torch.bincount(
+            labels, minlength=n_classes
+        ).clamp_min(1)
+        step_mean = torch.bincount(steps, weights=scaled) / sizes
+        step_var = torch.bincount(steps, weights=(scaled - step_mean[steps]) ** 2) / sizes
+        zero = scaled == 0
+        net.history.record("mean_weight", float(scaled.mean()))
+        net.history.record("weight_spread", float(step_var.sqrt().mean()))
         net.history.record("meta_weight_per_class", _LoggedWeights(per_class.tolist()))
-        if self._meta_steps:
-            net.history.record("meta_loss", meta_loss / self._meta_steps)
-        net.history.record("zero_weight_fraction", zeros / rows)
-        net.history.record("zero_weight_steps", int(zero_steps))
+        if self._meta_losses:
+            meta_losses = torch.stack(self._meta_losses).float()
+            net.history.record("meta_loss", float(meta_losses.mean()))
+        net.history.record("zero_weight_fraction", float(zero.double().mean()))
+        zero_steps = torch.bincount(steps, weights=zero.double()) == sizes
+        net.history.record("zero_weight_steps", int(zero_steps.sum()))
         # Device tensors must not stay in the estimator's pickle.
-        self._sums = self._counts = self._totals = None
+        self._weights, self._labels, self._meta_losses = [], [], []
 
 
 class NonFiniteGuard(Callback):

@@ -319,7 +319,7 @@ def test_meta_weight_stats_of_several_steps(imbalanced_data, Estimator):
         assert np.isfinite(row["meta_loss"]) and row["meta_loss"] > 0
     # Nothing on the device is left for the pickle.
     stats = dict(clf.callbacks_)["meta_weights"]
-    assert stats._sums is None and stats._totals is None
+    assert stats._weights == stats._labels == stats._meta_losses == []
 
 
 def test_verbose_log_shows_meta_weights_per_class_as_a_range(imbalanced_data, capsys):
