@@ -248,6 +248,7 @@ def test_text_benchmark_scores_caches_and_reports(bench_text, tmp_path, monkeypa
     # Spam has more than 20 training rows; the 100:1 intents' tail has fewer.
     assert table.loc["sms_spam", "few_shot_accuracy"].isna().all()
     assert table.loc["banking77_lt100", "few_shot_accuracy"].notna().all()
+    assert (table["diverged"] == 0).all()
     results = json.loads(out.read_text())["results"]
     assert len(results) == 2 * 2
     assert (tmp_path / "out" / "text.png").stat().st_size > 0
@@ -283,3 +284,34 @@ def test_few_shot_accuracy_is_the_recall_of_the_rare_classes(bench_text):
     pred = np.array(["tail", "head", "tail", "head"])
     assert bench_text.few_shot_accuracy(y_train, y_test, pred) == 0.5
     assert np.isnan(bench_text.few_shot_accuracy(y_train[:30], y_test[:2], pred[:2]))
+
+
+def test_text_benchmark_records_a_diverged_fit_and_leaves_it_out_of_the_means(bench_text):
+    from sklearn.dummy import DummyClassifier
+
+    class Diverging(DummyClassifier):
+        def fit(self, X, y):
+            raise FloatingPointError("Training diverged")
+
+    split = (
+        np.array(["aa bb", "cc dd"] * 10),
+        np.repeat(["x", "y"], 10),
+        np.array(["aa", "cc"]),
+        np.array(["x", "y"]),
+    )
+    assert bench_text.score_split(Diverging, split)["diverged"]
+    fitted = bench_text.score_split(DummyClassifier, split)
+    per_split = pd.DataFrame(
+        [
+            {"dataset": "d", "contender": "c", "split": 0, **fitted},
+            {
+                "dataset": "d",
+                "contender": "c",
+                "split": 1,
+                **bench_text.score_split(Diverging, split),
+            },
+        ]
+    )
+    table = bench_text.summarize(per_split)
+    assert table.loc[("d", "c"), "diverged"] == 1
+    assert table.loc[("d", "c"), "macro_f1"] == fitted["macro_f1"]

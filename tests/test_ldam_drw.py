@@ -294,3 +294,87 @@ def test_tau_is_not_chosen_for_classes_of_fewer_than_five_rows():
     y = np.r_[np.zeros(36, int), np.ones(4, int)]
     clf = LDAMDRWClassifier(**{**FAST, "max_epochs": 2}).fit(X, y)
     assert clf.posthoc_tau_ == 0.0
+
+
+def _sparse_text(n_rows=300, n_classes=3, seed=0):
+    """A TF-IDF-like CSR matrix with one cue column per class, and long-tailed labels."""
+    rng = np.random.RandomState(seed)
+    y = np.minimum(rng.geometric(0.5, size=n_rows) - 1, n_classes - 1)
+    X = sp.random(n_rows, 200, density=0.03, random_state=rng, format="lil")
+    X[np.arange(n_rows), y] = 1.0
+    return X.tocsr(), y
+
+
+def test_tabular_recipe_on_sparse_input_trains_a_tenth_of_the_epochs_of_one_wide_layer():
+    X, y = _sparse_text()  # 300 rows: 10 batches of 32 per epoch
+    clf = LDAMDRWClassifier(max_epochs=300, batch_size=32, random_state=0).fit(X, y)
+    # ceil(300 / 10) epochs; max_epochs itself is left as given.
+    assert len(clf.history) == 30 and clf.max_epochs == 300
+    # At least 200 steps, here 20 epochs, within max_epochs.
+    few = LDAMDRWClassifier(max_epochs=30, batch_size=32, random_state=0).fit(X, y)
+    assert len(few.history) == 20
+    tiny = LDAMDRWClassifier(max_epochs=12, batch_size=32, random_state=0).fit(X, y)
+    assert len(tiny.history) == 12
+    assert [layer.out_features for layer in clf.module_.body if hasattr(layer, "out_features")] == [
+        512
+    ]
+    assert clf.module_.body[2].p == 0.3
+    assert clf.optimizer_.param_groups[0]["weight_decay"] == 1e-3
+    # The deferred re-weighting still switches on, at 80 % of the epochs trained.
+    assert clf.history[-1, "balancing"] == "reweight"
+    assert balanced_accuracy_score(y, clf.predict(X)) > 0.9
+
+
+def test_sparse_rules_leave_given_values_dense_input_and_the_paper_recipe_alone():
+    X, y = _sparse_text()
+    given = LDAMDRWClassifier(
+        max_epochs=4,
+        module__hidden_layer_sizes=(8, 8),
+        module__dropout=0.0,
+        optimizer__weight_decay=1e-4,
+        random_state=0,
+    ).fit(X, y)
+    assert len(given.module_.body) == 4  # two Linear-ReLU pairs, no Dropout
+    assert given.optimizer_.param_groups[0]["weight_decay"] == 1e-4
+    paper = LDAMDRWClassifier(recipe="paper", max_epochs=4, random_state=0).fit(X, y)
+    assert len(paper.history) == 4
+    assert paper.optimizer_.param_groups[0]["weight_decay"] == 2e-4
+    dense = LDAMDRWClassifier(max_epochs=4, random_state=0).fit(X.toarray(), y)
+    assert len(dense.history) == 4
+    assert [m.out_features for m in dense.module_.body if hasattr(m, "out_features")] == [256, 256]
+    assert dense.optimizer_.param_groups[0]["weight_decay"] == 5e-3
+
+
+def test_tau_is_chosen_on_sparse_input_with_classes_of_fewer_than_five_rows(monkeypatch):
+    X, y = _sparse_text()
+    y[:3] = 3  # a fourth class of 3 rows
+    fitted = []
+    original = BaseNetClassifier.fit
+
+    def spy(self, X, y, **kwargs):
+        fitted.append(np.bincount(y, minlength=4))
+        return original(self, X, y, **kwargs)
+
+    monkeypatch.setattr(BaseNetClassifier, "fit", spy)
+    LDAMDRWClassifier(max_epochs=20, random_state=0).fit(X, y)
+    counts = np.bincount(y)
+    # The first fit keeps all 3 rows of the small class and 80 % of the others.
+    assert fitted[0][3] == 3
+    np.testing.assert_allclose(fitted[0][:3], 0.8 * counts[:3], atol=1)
+    np.testing.assert_array_equal(fitted[1], counts)
+    # Dense input with such a class is not held out from.
+    fitted.clear()
+    clf = LDAMDRWClassifier(max_epochs=2, random_state=0).fit(X.toarray(), y)
+    assert len(fitted) == 1 and clf.posthoc_tau_ == 0.0
+
+
+def test_best_posthoc_tau_scores_the_classes_present_without_warnings():
+    counts = np.array([80, 15, 5])
+    # No held-out row of class 2; a strong adjustment predicts it for row 0.
+    log_proba = np.log([[0.99, 0.001, 0.009], [0.9, 0.099, 0.001], [0.01, 0.98, 0.01]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tau = best_posthoc_tau(log_proba, np.array([0, 1, 1]), counts)
+    # Row 1 needs tau > log(0.9 / 0.099) / log(80 / 15) = 1.32, row 0 turns
+    # to class 2 at tau > log(0.99 / 0.009) / log(80 / 5) = 1.70.
+    assert tau == 1.5
