@@ -27,6 +27,7 @@ def test_the_gallery_has_its_examples():
         "plot_long_tailed_comparison",
         "plot_ablation",
         "plot_l2rw_label_noise",
+        "plot_text_intents_long_tailed",
     }
     assert expected <= names, f"missing examples: {sorted(expected - names)}"
 
@@ -41,7 +42,9 @@ def test_example_runs_in_quick_mode(path, tmp_path):
         # Generated data sets go to a throwaway cache, not the user's.
         "LDAM_SKLEARN_DATA": str(tmp_path / "data"),
     }
-    env.pop("LDAM_SKLEARN_SMS_SPAM", None)  # the synthetic corpus, not a local file
+    # The generated corpora, not local files.
+    env.pop("LDAM_SKLEARN_SMS_SPAM", None)
+    env.pop("LDAM_SKLEARN_BANKING77", None)
     result = subprocess.run(
         [sys.executable, str(path)],
         cwd=tmp_path,  # anything an example writes lands here
