@@ -64,7 +64,8 @@ class CosineLinear(nn.Module):
         Parameters
         ----------
         x : torch.Tensor of shape (n_samples, in_features)
-            Input batch. An all-zero row gives all-zero outputs.
+            Input batch, dense or sparse (COO or CSR). An all-zero row gives
+            all-zero outputs.
 
         Returns
         -------
@@ -81,14 +82,23 @@ class CosineLinear(nn.Module):
         tensor([[1.0000, 0.0000],
                 [0.7071, 0.7071]], grad_fn=<MmBackward0>)
         """
+        weight = F.normalize(_by_max_abs(self.weight, dim=0), dim=0)
+        if x.layout != torch.strided:
+            # A sparse batch (a network without hidden layers on TF-IDF):
+            # divide the product by the row norms instead of normalising
+            # the rows, which would densify them. Sparse rows hold
+            # TF-IDF-sized values, far from float32's limits.
+            x = x.to_sparse() if x.layout != torch.sparse_coo else x
+            x = x.coalesce()
+            norms = torch.zeros(x.shape[0], dtype=x.dtype, device=x.device)
+            norms.index_add_(0, x.indices()[0], x.values() ** 2)
+            return torch.sparse.mm(x, weight) / norms.sqrt().clamp_min(1e-12)[:, None]
         # F.normalize squares the entries, which overflows float32 above ~1e19
         # and underflows below ~1e-19; dividing by the largest entry first
         # keeps the cosine exact at any scale (it is scale-invariant, so the
         # divisor needs no gradient). F.normalize clamps the norm at eps, so an
         # all-zero row gives zeros, not NaN.
-        return F.normalize(_by_max_abs(x, dim=1), dim=1) @ F.normalize(
-            _by_max_abs(self.weight, dim=0), dim=0
-        )
+        return F.normalize(_by_max_abs(x, dim=1), dim=1) @ weight
 
 
 class SparseLinear(nn.Module):

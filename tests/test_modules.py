@@ -269,3 +269,30 @@ def test_mlp_sparse_input_keeps_the_standardisation():
     expected = net.head(net.body[1](net.body[0]((X - mean) / scale)))
     torch.testing.assert_close(net(X), expected)
     torch.testing.assert_close(net(X.to_sparse()), expected)
+
+
+def test_cosine_linear_takes_sparse_rows_as_their_dense_copies():
+    torch.manual_seed(0)
+    layer = CosineLinear(6, 3)
+    X = torch.randn(5, 6) * (torch.rand(5, 6) < 0.4)
+    X[1] = 0.0
+    dense = layer(X)
+    dense.sum().backward()
+    grad = layer.weight.grad.clone()
+    layer.weight.grad = None
+    sparse = layer(X.to_sparse())
+    sparse.sum().backward()
+    torch.testing.assert_close(sparse, dense)
+    torch.testing.assert_close(layer.weight.grad, grad)
+    assert not sparse[1].any()
+
+
+def test_ldam_network_without_hidden_layers_fits_sparse_input():
+    rng = np.random.RandomState(0)
+    y = np.repeat([0, 1, 2], [60, 25, 10])
+    X = sp.random(len(y), 40, density=0.05, random_state=rng, format="lil")
+    X[np.arange(len(y)), y] = 1.0  # one cue column per class
+    clf = LDAMDRWClassifier(module__hidden_layer_sizes=(), max_epochs=30, random_state=0)
+    clf.fit(X.tocsr(), y)
+    assert isinstance(clf.module_.head, CosineLinear) and len(clf.module_.body) == 0
+    assert (clf.predict(X.tocsr()) == y).mean() > 0.9
