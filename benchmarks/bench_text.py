@@ -259,14 +259,14 @@ def main(argv: list[str] | None = None) -> pd.DataFrame:
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
 
-    names = args.datasets.split(",") if args.datasets else QUICK if args.quick else DATASETS
-    unknown = set(names) - set(DATASETS)
-    if unknown:
-        parser.error(f"unknown datasets {sorted(unknown)}; choose from {DATASETS}")
-    chosen = args.contenders.split(",") if args.contenders else list(CONTENDERS)
-    unknown = set(chosen) - set(CONTENDERS)
-    if unknown:
-        parser.error(f"unknown contenders {sorted(unknown)}; choose from {list(CONTENDERS)}")
+    def pick(given: str | None, default: list[str], known: list[str], what: str) -> list[str]:
+        names = given.split(",") if given else default
+        if set(names) - set(known):
+            parser.error(f"unknown {what} {sorted(set(names) - set(known))}; choose from {known}")
+        return names
+
+    names = pick(args.datasets, QUICK if args.quick else DATASETS, DATASETS, "datasets")
+    chosen = pick(args.contenders, list(CONTENDERS), list(CONTENDERS), "contenders")
     n_splits = 1 if args.quick else N_SPLITS
     datasets = {name: load_splits(name, args.data_home, n_splits) for name in names}
     per_split = run(datasets, {name: CONTENDERS[name] for name in chosen}, Cache(args.out))

@@ -125,14 +125,18 @@ def test_fit_benchmark_gives_each_contender_each_place_in_turn(run_module, monke
         assert sorted(order[place] for order in orders) == sorted(names)
 
 
-@pytest.fixture
-def bench_real():
+def _load_benchmark(name: str):
     spec = importlib.util.spec_from_file_location(
-        "_ldam_bench_real", ROOT / "benchmarks" / "bench_real.py"
+        f"_ldam_{name}", ROOT / "benchmarks" / f"{name}.py"
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
+
+
+@pytest.fixture
+def bench_real():
+    return _load_benchmark("bench_real")
 
 
 def _fake_data_home(path: Path) -> Path:
@@ -196,12 +200,7 @@ def bench_text(monkeypatch):
     # bench_text imports bench_real's cache and machine record, as it does
     # when run as a script from benchmarks/.
     monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
-    spec = importlib.util.spec_from_file_location(
-        "_ldam_bench_text", ROOT / "benchmarks" / "bench_text.py"
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _load_benchmark("bench_text")
 
 
 def _fake_text_home(path: Path) -> Path:
