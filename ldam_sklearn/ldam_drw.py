@@ -175,7 +175,8 @@ class LDAMDRWClassifier(BaseNetClassifier):
         - a fresh fit trains ``ceil(max_epochs / 10)`` epochs (10 at the
           default), or as many as 200 optimizer steps take if that is
           more, within ``max_epochs`` (the schedules place their switches
-          within them, and ``max_epochs`` keeps its value);
+          within them, and ``max_epochs`` keeps its value; ``partial_fit``
+          and warm-started fits train ``max_epochs`` epochs);
         - classes of fewer than 5 rows stay out of the hold-out: all their
           rows go to the first fit, and ``tau`` is chosen on the other
           classes' held-out rows (on dense input such a class skips the
