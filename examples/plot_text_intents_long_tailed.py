@@ -81,7 +81,8 @@ else:
 
 labels = train["category"].to_numpy()
 classes, counts = np.unique(labels, return_counts=True)
-# Which intents end up rare is drawn once; the largest class keeps all its rows.
+# Which intents end up rare is drawn once. n_max is the largest class's
+# count: a class with fewer rows than its target keeps all of them.
 order = np.random.RandomState(0).permutation(classes)
 X_train, y_train = make_long_tailed(
     train["text"].to_numpy(),
@@ -139,7 +140,14 @@ print(pd.DataFrame(rows).set_index("pipeline").round(3).to_string())
 # Recall of each class, ordered by its training frequency
 # -------------------------------------------------------
 # The head classes are recognised by every method; the difference is in the
-# tail, where plain training rarely predicts a class it has seen a few times.
+# tail, where the paper's plain training rarely predicts a class it has seen
+# a few times. On BANKING77-LT (2,892 rows, about 15 s for the whole script
+# on one core) the default LDAM-DRW scores 0.709 macro-F1 against 0.680 for
+# the balanced logistic regression and 0.637 for the paper's recipe, and
+# cross-entropy in the default recipe 0.728: on text most of the gain comes
+# from the recipe (a short training budget and the post-hoc adjustment)
+# rather than from the LDAM margins (see the Text section of the quality
+# page).
 fig, ax = plt.subplots(figsize=(9, 4))
 positions = np.arange(len(train_counts))
 ax.bar(
