@@ -11,7 +11,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 from sklearn.model_selection import train_test_split
-from sklearn.utils import _safe_indexing, check_random_state
+from sklearn.utils import _safe_indexing, check_random_state, indexable
 
 from .base import BaseNetClassifier, SGDMomentum
 from .callbacks import (
@@ -388,7 +388,9 @@ class LDAMDRWClassifier(BaseNetClassifier):
             rows, test_size=_HOLDOUT, stratify=y[rows], random_state=seed
         )
         first = np.concatenate([np.flatnonzero(~held_out), first])
-        parts = [X, y] if sample_weight is None else [X, y, np.asarray(sample_weight)]
+        # indexable turns array-likes without indexing (e.g. objects with
+        # only __array__) into arrays, as train_test_split does.
+        parts = indexable(X, y) if sample_weight is None else indexable(X, y, sample_weight)
         train = [_safe_indexing(part, first) for part in parts]
         held = [_safe_indexing(part, held) for part in parts[:2]]
         weights = {} if sample_weight is None else {"sample_weight": train[2]}
