@@ -69,6 +69,10 @@ def methods(epochs: int) -> dict:
             weighting="sign", lr=lr, random_state=seed, **common
         ),
         "mwnet": lambda lr, seed: MetaWeightNetClassifier(lr=lr, random_state=seed, **common),
+        # The paper's weighting network V(loss), without the label as an input.
+        "mwnet_loss_only": lambda lr, seed: MetaWeightNetClassifier(
+            class_aware=False, lr=lr, random_state=seed, **common
+        ),
         # ERM trains on every row, the meta rows included; on long-tailed
         # data those are most of the rare classes' rows.
         "l2rw_sign_train_on_meta": lambda lr, seed: L2RWClassifier(

@@ -70,23 +70,34 @@ class WeightingNet(nn.Module):
     """Meta-Weight-Net's weighting function ``V(ℓ; Θ)``: loss in, weight in (0, 1) out.
 
     An MLP ``1 → hidden → 1`` with a ReLU and a sigmoid output [1]_, applied
-    to each example's loss independently.
+    to each example's loss independently. With ``n_classes``, the example's
+    label (one-hot) is an input too, ``V(ℓ, y; Θ)``: one weighting function
+    per class, sharing the hidden layer, in the spirit of the class-aware
+    CMW-Net [2]_.
 
     Parameters
     ----------
     hidden : int, default=100
         Width of the hidden layer.
+    n_classes : int, default=None
+        Number of classes when the labels are an input; ``None``: the loss
+        alone, as in the paper.
 
     Attributes
     ----------
     layers : torch.nn.Sequential
-        ``Linear(1, hidden)``, ``ReLU``, ``Linear(hidden, 1)``.
+        ``Linear(1 + n_classes, hidden)``, ``ReLU``, ``Linear(hidden, 1)``.
+    n_classes : int or None
+        As given.
 
     References
     ----------
     .. [1] J. Shu, Q. Xie, L. Yi, Q. Zhao, S. Zhou, Z. Xu and D. Meng,
        "Meta-Weight-Net: Learning an Explicit Mapping For Sample Weighting",
        NeurIPS 2019, arXiv:1902.07379.
+    .. [2] J. Shu, X. Yuan, D. Meng and Z. Xu, "CMW-Net: Learning a
+       Class-Aware Sample Weighting Mapping for Robust Deep Learning",
+       IEEE TPAMI 2023, arXiv:2202.05613.
 
     Examples
     --------
@@ -96,15 +107,32 @@ class WeightingNet(nn.Module):
     >>> weights = WeightingNet(hidden=8)(torch.tensor([0.1, 2.0, 5.0]))
     >>> weights.shape, bool(((weights > 0) & (weights < 1)).all())
     (torch.Size([3]), True)
+    >>> by_class = WeightingNet(hidden=8, n_classes=3)
+    >>> by_class(torch.tensor([0.1, 0.1]), torch.tensor([0, 2])).shape
+    torch.Size([2])
     """
 
-    def __init__(self, hidden: int = 100):
+    def __init__(self, hidden: int = 100, n_classes: int | None = None):
         super().__init__()
-        self.layers = nn.Sequential(nn.Linear(1, hidden), nn.ReLU(), nn.Linear(hidden, 1))
+        self.n_classes = n_classes
+        inputs = 1 + (n_classes or 0)
+        self.layers = nn.Sequential(nn.Linear(inputs, hidden), nn.ReLU(), nn.Linear(hidden, 1))
 
-    def forward(self, losses: Tensor) -> Tensor:
-        """Weights of shape ``(n,)`` for per-example losses of shape ``(n,)``."""
-        return torch.sigmoid(self.layers(losses.unsqueeze(-1))).squeeze(-1)
+    def forward(self, losses: Tensor, labels: Tensor | None = None) -> Tensor:
+        """Weights of shape ``(n,)`` for per-example losses (and labels) of shape ``(n,)``.
+
+        ``labels`` are needed with ``n_classes`` and ignored without.
+        """
+        inputs = losses.unsqueeze(-1)
+        if self.n_classes:
+            if labels is None:
+                raise ValueError(
+                    f"This WeightingNet(n_classes={self.n_classes}) weights by class: pass "
+                    "the examples' labels too."
+                )
+            one_hot = nn.functional.one_hot(labels, self.n_classes).to(inputs.dtype)
+            inputs = torch.cat([inputs, one_hot], dim=-1)
+        return torch.sigmoid(self.layers(inputs)).squeeze(-1)
 
 
 class _MetaStep(NamedTuple):
@@ -129,14 +157,16 @@ def _prior(sample_weight: Tensor | None, losses: Tensor) -> Tensor:
 _MIN_TOTAL_WEIGHT = 0.5
 
 
-def _example_weights(weight_net: nn.Module, losses: Tensor, prior: Tensor) -> Tensor:
-    """``w_i = p_i V(ℓ_i; Θ) / max(Σ_j p_j V(ℓ_j; Θ), 1/2)``, differentiable in ``Θ``.
+def _example_weights(
+    weight_net: nn.Module, losses: Tensor, labels: Tensor, prior: Tensor
+) -> Tensor:
+    """``w_i = p_i V(ℓ_i, y_i; Θ) / max(Σ_j p_j V(ℓ_j, y_j; Θ), 1/2)``, differentiable in ``Θ``.
 
     With the plain ``p_i V_i`` of the paper's formulas, the initial weights
     (``V`` about 0.5) halved every step: after 3 epochs of 7 steps a small
     network still predicted one class where plain training did not.
     """
-    weights = prior * weight_net(losses)
+    weights = prior * weight_net(losses, labels)
     return weights / weights.sum().clamp(min=_MIN_TOTAL_WEIGHT)
 
 
@@ -166,7 +196,7 @@ def _lookahead_step(module, weight_net, X, y, X_meta, y_meta, loss_fn, lr, param
     """The literal step: a differentiable look-ahead and a double backward into ``Θ``."""
     losses = _per_example_losses(loss_fn, _isolated_forward(module, X, params), y)
     prior = _prior(sample_weight, losses.detach())
-    weights = _example_weights(weight_net, losses.detach(), prior)
+    weights = _example_weights(weight_net, losses.detach(), y, prior)
     step = torch.autograd.grad(
         (weights * losses).sum(), tuple(params.values()), create_graph=True, materialize_grads=True
     )
@@ -197,7 +227,7 @@ def _meta_step(
     if resolved == "layerwise":
         losses, records, logits = _layerwise_forward(module, layers, X, y, loss_fn)
         prior = _prior(sample_weight, losses)
-        weights = _example_weights(weight_net, losses, prior)
+        weights = _example_weights(weight_net, losses, y, prior)
         by_param = _layerwise_gradients(records, weights.detach())
         step = [by_param.get(p) for p in params.values()]
         weighted_loss = functools.partial(_layerwise_weighted_loss, losses, records)
@@ -205,7 +235,7 @@ def _meta_step(
         live = _per_example_losses(loss_fn, _isolated_forward(module, X, params), y)
         losses, logits, weighted_loss = live.detach(), None, None
         prior = _prior(sample_weight, losses)
-        weights = _example_weights(weight_net, losses, prior)
+        weights = _example_weights(weight_net, losses, y, prior)
         step = torch.autograd.grad(
             (weights.detach() * live).sum(), tuple(params.values()), allow_unused=True
         )
@@ -272,8 +302,10 @@ def meta_weight_net_gradient(
     module : torch.nn.Module
         The network being trained (``θ``).
     weight_net : torch.nn.Module
-        Maps a vector of per-example losses, shape ``(n,)``, to weights of
-        the same shape (``Θ``), e.g. :class:`WeightingNet`.
+        Called as ``weight_net(losses, y)`` with the per-example losses and
+        labels, shape ``(n,)``; returns weights of the same shape (``Θ``),
+        e.g. :class:`WeightingNet`, which ignores ``y`` unless it weights by
+        class.
     X, y : torch.Tensor
         Training batch, ``n`` examples.
     X_meta, y_meta : torch.Tensor
@@ -387,6 +419,17 @@ class MetaWeightNetClassifier(BaseMetaSetClassifier):
         and 0.625 to 0.641 (yeast_me2).
     weight_net_hidden : int, default=100
         Hidden width of the weighting network.
+    class_aware : bool, default=True
+        Give the weighting network the example's label (one-hot) besides
+        its loss, ``V(ℓ, y; Θ)``: a weighting function per class (see
+        :class:`WeightingNet`), an extension of the paper's ``V(ℓ; Θ)``
+        (``False``). A loss alone cannot tell a mislabelled example from a
+        hard one of a class the network under-predicts. Measured
+        2026-12-06 (``docs/quality.md``): real-data suite mean balanced
+        accuracy 0.814 against 0.768 with the loss alone (ERM 0.772);
+        MNIST-1D (3 seeds) under 40 % background flip 54.3 against 37.2
+        (ERM 39.7), uniform flip 44.3 against 44.6, long tail 33.7 against
+        34.1 (ERM 34.0).
     meta_lr : float, default=1e-3
         Learning rate of the weighting network's Adam optimizer.
     meta_weight_decay : float, default=1e-4
@@ -410,7 +453,7 @@ class MetaWeightNetClassifier(BaseMetaSetClassifier):
     device_ : torch.device
     module_, criterion_, optimizer_ : torch objects
     weight_net_ : WeightingNet
-        The trained weighting network; ``weight_net_(losses)`` gives the
+        The trained weighting network; ``weight_net_(losses, labels)`` gives the
         weights of per-example losses before the batch normalisation.
     weight_optimizer_ : torch.optim.Adam
         Its optimizer.
@@ -446,7 +489,7 @@ class MetaWeightNetClassifier(BaseMetaSetClassifier):
     (20,)
     >>> clf.predict(X[:3]).shape
     (3,)
-    >>> weights = clf.weight_net_(torch.tensor([0.1, 1.0, 3.0]))
+    >>> weights = clf.weight_net_(torch.tensor([0.1, 1.0, 3.0]), torch.tensor([0, 1, 1]))
     >>> bool(((weights > 0) & (weights < 1)).all())
     True
     """
@@ -461,6 +504,7 @@ class MetaWeightNetClassifier(BaseMetaSetClassifier):
         weight_method: str = "auto",
         train_on_meta: bool = True,
         weight_net_hidden: int = 100,
+        class_aware: bool = True,
         meta_lr: float = 1e-3,
         meta_weight_decay: float = 1e-4,
         **kwargs,
@@ -475,6 +519,7 @@ class MetaWeightNetClassifier(BaseMetaSetClassifier):
             **kwargs,
         )
         self.weight_net_hidden = weight_net_hidden
+        self.class_aware = class_aware
         self.meta_lr = meta_lr
         self.meta_weight_decay = meta_weight_decay
 
@@ -489,7 +534,8 @@ class MetaWeightNetClassifier(BaseMetaSetClassifier):
         super().initialize_module()
         # skorch registers the attribute as a module: it follows the device,
         # the train/eval switches and save_params like module_.
-        self.weight_net_ = WeightingNet(self.weight_net_hidden)
+        n_classes = self.n_classes_ if self.class_aware else None
+        self.weight_net_ = WeightingNet(self.weight_net_hidden, n_classes)
         return self
 
     def get_all_learnable_params(self):
@@ -536,7 +582,7 @@ class MetaWeightNetClassifier(BaseMetaSetClassifier):
             param.grad = grad
         self.weight_optimizer_.step()
         with torch.no_grad():
-            weights = _example_weights(self.weight_net_, step.losses, step.prior).float()
+            weights = _example_weights(self.weight_net_, step.losses, y, step.prior).float()
         if step.weighted_loss is not None:
             return _WeightedStep(step.weighted_loss(weights), weights, step.logits, step.meta_loss)
         logits = self.module_(X)

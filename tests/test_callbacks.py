@@ -282,7 +282,7 @@ def _one_step_weights(clf, X, y):
         meta_loss = clf.criterion_(clf.module_(X_meta), y_meta).mean()
         if isinstance(clf, MetaWeightNetClassifier):
             losses = clf.criterion_(clf.module_(X_train), y_train)
-            weights = clf.weight_net_(losses)
+            weights = clf.weight_net_(losses, y_train)
             weights = weights / weights.mean().clamp(min=0.5)  # times the batch size
     if isinstance(clf, L2RWClassifier):
         scores = l2rw_example_weights(
@@ -297,7 +297,7 @@ def test_meta_weight_stats_describe_the_weights_of_the_step(imbalanced_data, Est
     X, y = imbalanced_data
     clf = Estimator(lr=0.0, max_epochs=1, batch_size=len(y), **FAST_META).fit(X, y)
     weights, labels, meta_loss = _one_step_weights(clf, X, y)
-    assert weights.std() > 0.01  # something to measure
+    assert weights.std() > 1e-3  # something to measure
     row = clf.history[-1]
     assert row["mean_weight"] == pytest.approx(weights.mean(), rel=1e-4)
     assert row["weight_spread"] == pytest.approx(weights.std(), rel=1e-3)

@@ -2,6 +2,7 @@
 
 import copy
 import functools
+import pickle
 
 import _meta_nets as meta_nets
 import numpy as np
@@ -30,9 +31,9 @@ def make_bn_net(seed):
     return meta_nets.make_bn_net(seed, N_FEATURES, N_CLASSES)
 
 
-def make_weight_net(seed, dtype=torch.float64):
+def make_weight_net(seed, dtype=torch.float64, n_classes=None):
     torch.manual_seed(100 + seed)
-    return WeightingNet(hidden=10).to(dtype)
+    return WeightingNet(hidden=10, n_classes=n_classes).to(dtype)
 
 
 def make_data(seed, dtype=torch.float64):
@@ -50,7 +51,7 @@ def double_backward_gradient(net, weight_net, X, y, X_meta, y_meta, lr, prior=No
     buffers = {name: b.clone() for name, b in net.named_buffers()}
     losses = ce(functional_call(net, (params, buffers), (X,)), y)
     prior = torch.full_like(losses, 1 / len(y)) if prior is None else prior / prior.sum()
-    weights = prior * weight_net(losses.detach())
+    weights = prior * weight_net(losses.detach(), y)
     weights = weights / torch.clamp(weights.sum(), min=0.5)
     weighted = (weights * losses).sum()
     grads = torch.autograd.grad(weighted, list(params.values()), create_graph=True)
@@ -63,7 +64,7 @@ def meta_loss_after_lookahead(net, weight_net, X, y, X_meta, y_meta, lr):
     """L_meta(θ̂(Θ)) with per-example gradients from one plain autograd call each."""
     params = [p for p in net.parameters()]
     with torch.no_grad():
-        weights = weight_net(ce(net(X), y))
+        weights = weight_net(ce(net(X), y), y)
         weights = weights / max(weights.sum().item(), len(y) / 2)
     step = [torch.zeros_like(p) for p in params]
     for i in range(len(y)):
@@ -74,10 +75,11 @@ def meta_loss_after_lookahead(net, weight_net, X, y, X_meta, y_meta, lr):
         return ce(functional_call(net, fast, (X_meta,)), y_meta).mean().item()
 
 
+@pytest.mark.parametrize("n_classes", [None, N_CLASSES], ids=["loss", "class_aware"])
 @pytest.mark.parametrize("seed", range(3))
 @pytest.mark.parametrize("method", ROUTES)
-def test_meta_gradient_matches_double_backward(seed, method):
-    net, weight_net = make_mlp(seed), make_weight_net(seed)
+def test_meta_gradient_matches_double_backward(seed, method, n_classes):
+    net, weight_net = make_mlp(seed), make_weight_net(seed, n_classes=n_classes)
     X, y, X_meta, y_meta = make_data(seed)
     expected = double_backward_gradient(net, weight_net, X, y, X_meta, y_meta, LR)
     grads = meta_weight_net_gradient(net, weight_net, X, y, X_meta, y_meta, lr=LR, method=method)
@@ -100,7 +102,7 @@ def test_meta_gradient_in_float32_within_1e5(method):
 def test_meta_gradient_matches_finite_differences():
     # An independent check of the formula itself: perturb Θ and re-evaluate
     # the meta loss after a look-ahead built from per-example gradients.
-    net, weight_net = make_mlp(4), make_weight_net(4)
+    net, weight_net = make_mlp(4), make_weight_net(4, n_classes=N_CLASSES)
     X, y, X_meta, y_meta = make_data(4)
     grads = meta_weight_net_gradient(net, weight_net, X, y, X_meta, y_meta, lr=LR)
     out_weight = weight_net.layers[2].weight
@@ -227,7 +229,7 @@ def test_training_step_applies_one_adam_step_of_the_exact_meta_gradient(imbalanc
         torch.testing.assert_close(param, expected, rtol=1e-6, atol=1e-7)
     with torch.no_grad():
         losses = clf.criterion_(clf.module_(Xb), yb)
-        v = clf.weight_net_(losses)
+        v = clf.weight_net_(losses, yb)
         torch.testing.assert_close(step["weights"], v / max(v.sum(), 32))
 
 
@@ -273,8 +275,6 @@ def test_bad_parameters_rejected_at_fit(imbalanced_data, params, message):
 
 
 def test_pickle_round_trip(imbalanced_data):
-    import pickle
-
     X, y = imbalanced_data
     clf = MetaWeightNetClassifier(**FAST).fit(X, y)
     restored = pickle.loads(pickle.dumps(clf))
@@ -282,3 +282,27 @@ def test_pickle_round_trip(imbalanced_data):
     np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
     for a, b in zip(restored.weight_net_.parameters(), clf.weight_net_.parameters(), strict=True):
         assert torch.equal(a, b)
+
+
+def test_class_aware_weighting_net_takes_the_labels():
+    net = make_weight_net(0, n_classes=N_CLASSES)
+    losses = torch.full((N_CLASSES,), 0.5, dtype=torch.float64)
+    weights = net(losses, torch.arange(N_CLASSES))
+    assert weights.shape == (N_CLASSES,) and len(set(weights.tolist())) == N_CLASSES
+    with pytest.raises(ValueError, match="labels"):
+        net(losses)
+    plain = make_weight_net(0)
+    torch.testing.assert_close(plain(losses), plain(losses, torch.arange(N_CLASSES)))
+
+
+def test_class_aware_estimator_weights_each_class_by_its_own_function(imbalanced_data):
+    X, y = imbalanced_data
+    clf = MetaWeightNetClassifier(class_aware=True, **FAST).fit(X, y)
+    assert clf.weight_net_.n_classes == 3
+    assert clf.weight_net_.layers[0].in_features == 4
+    losses = torch.full((3,), 1.0)
+    weights = clf.weight_net_(losses, torch.arange(3))
+    assert len(set(weights.tolist())) == 3
+    assert np.isfinite(clf.history[:, "meta_loss"]).all()
+    restored = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(restored.predict_proba(X), clf.predict_proba(X))
