@@ -309,6 +309,9 @@ class LDAMDRWClassifier(BaseNetClassifier):
         -------
         self : object
         """
+        # The epoch budget and the hold-out read max_epochs and batch_size:
+        # bad values get their clear error before they are used.
+        self._check_params()
         warm = self.warm_start and self.initialized_
         tau = self.posthoc_tau_ if warm else 0.0
         with self._epoch_budget(X, warm):
@@ -343,7 +346,8 @@ class LDAMDRWClassifier(BaseNetClassifier):
     @contextlib.contextmanager
     def _epoch_budget(self, X, warm: bool):
         """On sparse input (tabular recipe), train a tenth of ``max_epochs``, or 200 steps."""
-        if warm or self.recipe != "tabular" or not sp.issparse(X):
+        # No rows: left to fit's validation, which rejects empty input by name.
+        if warm or self.recipe != "tabular" or not sp.issparse(X) or X.shape[0] == 0:
             yield
             return
         max_epochs = self.max_epochs

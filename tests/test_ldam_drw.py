@@ -378,3 +378,19 @@ def test_best_posthoc_tau_scores_the_classes_present_without_warnings():
     # Row 1 needs tau > log(0.9 / 0.099) / log(80 / 15) = 1.32, row 0 turns
     # to class 2 at tau > log(0.99 / 0.009) / log(80 / 5) = 1.70.
     assert tau == 1.5
+
+
+@pytest.mark.parametrize(
+    ("rows", "params", "message"),
+    [
+        (0, {}, "0 sample"),
+        (10, {"batch_size": 0}, "batch_size"),
+        (10, {"max_epochs": -1}, "max_epochs"),
+    ],
+)
+def test_sparse_epoch_budget_leaves_bad_input_to_validation(rows, params, message):
+    # The sparse epoch budget divides by the rows per batch: empty input or a
+    # bad batch_size must get the clear error, not a ZeroDivisionError.
+    X = sp.csr_matrix(np.ones((rows, 3)))
+    with pytest.raises(ValueError, match=message):
+        LDAMDRWClassifier(**params).fit(X, np.arange(rows) % 2)
