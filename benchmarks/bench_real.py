@@ -50,7 +50,12 @@ from sklearn.model_selection import StratifiedKFold
 from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import StandardScaler
 
-from ldam_sklearn import L2RWClassifier, LDAMDRWClassifier, MetaWeightNetClassifier
+from ldam_sklearn import (
+    CrossFitEnsembleClassifier,
+    L2RWClassifier,
+    LDAMDRWClassifier,
+    MetaWeightNetClassifier,
+)
 
 #: Zenodo record 61452 ID -> name, as in imbalanced-learn's ``fetch_datasets``.
 ZENODO = {
@@ -143,6 +148,7 @@ CONTENDERS: dict[str, Callable[[], object] | str] = {
     "LDAM-DRW (paper)": lambda: _scaled(LDAMDRWClassifier(recipe="paper", random_state=SEED)),
     "LDAM": lambda: _scaled(LDAMDRWClassifier(schedule="none", random_state=SEED)),
     "LDAM-DRW": lambda: _scaled(LDAMDRWClassifier(random_state=SEED)),
+    "LDAM-DRW x5": lambda: _scaled(CrossFitEnsembleClassifier(random_state=SEED)),
     "L2RW": lambda: _scaled(L2RWClassifier(random_state=SEED)),
     "MW-Net": lambda: _scaled(MetaWeightNetClassifier(random_state=SEED)),
     "LightGBM-bal": _optional("lightgbm", _lightgbm),

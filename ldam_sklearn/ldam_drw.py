@@ -160,7 +160,10 @@ class LDAMDRWClassifier(BaseNetClassifier):
           ``loss="logit_adjusted_posthoc"`` (whose ``tau`` is given), and
           in ``partial_fit`` and warm-started fits, which keep the current
           ``posthoc_tau_``. The ``callbacks`` given and the ``verbose`` log
-          see the fit on all rows only.
+          see the fit on all rows only. ``choose_tau=False`` skips the
+          choice (``posthoc_tau_`` stays 0), for a caller that chooses the
+          strength itself, as :class:`~ldam_sklearn.CrossFitEnsembleClassifier`
+          does on out-of-fold rows.
 
         On sparse input (TF-IDF, hashed n-grams) the recipe also follows
         these rules, measured on long-tailed intents and on spam
@@ -181,6 +184,9 @@ class LDAMDRWClassifier(BaseNetClassifier):
           rows go to the first fit, and ``tau`` is chosen on the other
           classes' held-out rows (on dense input such a class skips the
           choice).
+    choose_tau : bool, default=True
+        Whether ``recipe="tabular"`` chooses the post-hoc adjustment's
+        strength on held-out rows (see ``recipe``).
     **kwargs
         Parameters of :class:`ldam_sklearn.base.BaseNetClassifier` and skorch
         (``max_epochs``, ``lr``, ``batch_size``, ``module__hidden_layer_sizes``,
@@ -244,6 +250,7 @@ class LDAMDRWClassifier(BaseNetClassifier):
         gamma: float = 1.0,
         tau: float = 1.0,
         recipe: str = "tabular",
+        choose_tau: bool = True,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -256,12 +263,15 @@ class LDAMDRWClassifier(BaseNetClassifier):
         self.gamma = gamma
         self.tau = tau
         self.recipe = recipe
+        self.choose_tau = choose_tau
 
     def _check_params(self) -> None:
         super()._check_params()
         check_choice("loss", self.loss, _LOSSES)
         check_choice("schedule", self.schedule, _SCHEDULES)
         check_choice("recipe", self.recipe, _RECIPES)
+        if not isinstance(self.choose_tau, (bool, np.bool_)):
+            raise ValueError(f"choose_tau must be True or False, got {self.choose_tau!r}.")
         for name in ("max_m", "gamma", "tau"):
             check_real(name, getattr(self, name), 0)
         check_real("s", self.s, 0, strict=True)
@@ -364,7 +374,7 @@ class LDAMDRWClassifier(BaseNetClassifier):
             self.max_epochs = max_epochs
 
     def _chooses_tau(self, X, y, sample_weight) -> bool:
-        if self.recipe != "tabular" or self.loss == "logit_adjusted_posthoc":
+        if self.recipe != "tabular" or not self.choose_tau or self.loss == "logit_adjusted_posthoc":
             return False
         y = np.asarray(y)
         weights = None if sample_weight is None else np.asarray(sample_weight)

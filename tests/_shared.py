@@ -3,6 +3,7 @@
 import pytest
 from sklearn.datasets import make_classification
 
+from ldam_sklearn.base import BaseNetClassifier
 from ldam_sklearn.utils.discovery import all_estimators
 
 #: Three epochs of a 16-unit network: enough to learn the separable data below.
@@ -12,7 +13,10 @@ FAST = {
     "module__hidden_layer_sizes": (16,),
     "random_state": 0,
 }
-ESTIMATORS = [Estimator for _, Estimator in all_estimators()]
+#: The network estimators; the ensemble wrapper has its own tests (test_ensemble.py).
+ESTIMATORS = [
+    Estimator for _, Estimator in all_estimators() if issubclass(Estimator, BaseNetClassifier)
+]
 per_estimator = pytest.mark.parametrize(
     "Estimator", ESTIMATORS, ids=[Estimator.__name__ for Estimator in ESTIMATORS]
 )

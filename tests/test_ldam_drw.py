@@ -89,6 +89,7 @@ def test_posthoc_logit_adjustment_subtracts_log_prior(imbalanced_data):
         ({"loss": "hinge"}, r"loss='hinge' is not valid; choose one of \['balanced_softmax'"),
         ({"schedule": "cosine"}, r"schedule='cosine' is not valid; choose one of"),
         ({"recipe": "cifar"}, r"recipe='cifar' is not valid; choose one of"),
+        ({"choose_tau": "no"}, r"choose_tau must be True or False, got 'no'"),
         ({"max_m": -0.1}, "max_m must be a real number >= 0"),
         ({"s": 0}, "s must be a real number > 0"),
         ({"beta": 1.0}, r"beta must be a real number in \[0, 1\)"),
@@ -273,6 +274,7 @@ def test_tabular_fit_chooses_tau_on_held_out_rows_then_refits_on_all(imbalanced_
     [
         ({"recipe": "paper"}, 1),
         ({"loss": "logit_adjusted_posthoc"}, 1),
+        ({"choose_tau": False}, 1),
         ({}, 2),
     ],
 )
