@@ -184,6 +184,13 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
                 member.set_params(random_state=int(seed))
             weights = {} if sample_weight is None else {"sample_weight": sample_weight[train]}
             member.fit(_safe_indexing(X, train), y[train], **weights)
+            if not np.array_equal(member.classes_, self.classes_):
+                raise ValueError(
+                    f"a member learned the classes {member.classes_.tolist()} instead of "
+                    f"{self.classes_.tolist()}: the ensemble averages the members' "
+                    "probabilities, so every member must predict every class it was given. "
+                    "Check the member (e.g. a step that drops rows of a class)."
+                )
             self.estimators_.append(member)
             if len(held):
                 log_proba[held] = _log_proba(member, _safe_indexing(X, held))

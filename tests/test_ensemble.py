@@ -168,3 +168,16 @@ def test_grid_search_pickle_and_imblearn_pipeline():
     np.testing.assert_allclose(
         restored.predict_proba(X), search.best_estimator_.predict_proba(X), rtol=1e-6
     )
+
+
+class DropsRarestClass(LogisticRegression):
+    def fit(self, X, y, sample_weight=None):
+        keep = y != np.argmin(np.bincount(y))
+        return super().fit(X[keep], y[keep])
+
+
+def test_a_member_that_drops_a_class_is_named():
+    X, y = make_data(200)
+    clf = CrossFitEnsembleClassifier(DropsRarestClass(), n_members=3, random_state=0)
+    with pytest.raises(ValueError, match=r"a member learned the classes \[0, 1\] instead of"):
+        clf.fit(X, y)
