@@ -569,11 +569,16 @@ class SparseGradientNormClipping(GradientNormClipping):
     Parameters
     ----------
     gradient_clip_value : float
-        Largest 2-norm of all gradients together.
+        Largest norm of all gradients together.
+    gradient_clip_norm_type : float, default=2
+        Order of the norm, as in skorch's callback (``float("inf")`` for the
+        largest entry).
 
     Attributes
     ----------
     gradient_clip_value : float
+        As given.
+    gradient_clip_norm_type : float
         As given.
 
     References
@@ -591,15 +596,25 @@ class SparseGradientNormClipping(GradientNormClipping):
     1.0
     """
 
-    def __init__(self, gradient_clip_value: float):
-        super().__init__(gradient_clip_value=gradient_clip_value)
+    def __init__(self, gradient_clip_value: float, gradient_clip_norm_type: float = 2):
+        # Both of skorch's parameters, so that get_params and clone (e.g. in
+        # GridSearchCV, or an ensemble's members) rebuild the callback.
+        super().__init__(
+            gradient_clip_value=gradient_clip_value,
+            gradient_clip_norm_type=gradient_clip_norm_type,
+        )
 
     def on_grad_computed(self, net, named_parameters, **kwargs):
         grads = [p.grad for _, p in named_parameters if p.grad is not None]
         if not grads:
             return
-        norms = [(g.coalesce().values() if g.is_sparse else g).norm() for g in grads]
-        coef = self.gradient_clip_value / (torch.linalg.vector_norm(torch.stack(norms)) + 1e-6)
+        order = self.gradient_clip_norm_type
+        norms = [
+            torch.linalg.vector_norm(g.coalesce().values() if g.is_sparse else g, order)
+            for g in grads
+        ]
+        total = torch.linalg.vector_norm(torch.stack(norms), order)
+        coef = self.gradient_clip_value / (total + 1e-6)
         if coef < 1:
             for g in grads:
                 g.mul_(coef)

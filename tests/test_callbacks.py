@@ -6,6 +6,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 import torch
+from sklearn.base import clone
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.metrics import balanced_accuracy_score
 from skorch.callbacks import Callback
@@ -14,6 +15,7 @@ from skorch.history import History
 from ldam_sklearn import L2RWClassifier, LDAMDRWClassifier, MetaWeightNetClassifier
 from ldam_sklearn.callbacks import (
     BalancedAccuracy,
+    SparseGradientNormClipping,
     WarmupStepLR,
     balanced_accuracy,
     switch_epoch,
@@ -331,3 +333,21 @@ def test_verbose_log_shows_meta_weights_per_class_as_a_range(imbalanced_data, ca
     for row, per_class in zip(rows, clf.history[:, "meta_weight_per_class"], strict=True):
         assert f"{min(per_class):.3f}..{max(per_class):.3f}" in row
         assert "[" not in row.replace("\x1b[", "")  # no raw list
+
+
+@pytest.mark.parametrize("order", [1.0, 2, float("inf")])
+def test_sparse_gradient_clipping_clones_and_clips_to_the_norm_of_its_order(order):
+    clipping = clone(SparseGradientNormClipping(1.0, gradient_clip_norm_type=order))
+    dense = torch.nn.Parameter(torch.zeros(2))
+    dense.grad = torch.tensor([3.0, -4.0])
+    sparse = torch.nn.Parameter(torch.zeros(3))
+    sparse.grad = torch.sparse_coo_tensor([[2]], [12.0], (3,), check_invariants=True)
+    clipping.on_grad_computed(None, [("dense", dense), ("sparse", sparse)])
+    together = torch.cat([dense.grad, sparse.grad.to_dense()])
+    assert float(torch.linalg.vector_norm(together, order)) == pytest.approx(1.0, rel=1e-4)
+
+
+def test_a_net_with_sparse_gradient_clipping_among_its_callbacks_clones():
+    clf = LDAMDRWClassifier(callbacks=[("clip", SparseGradientNormClipping(0.5))])
+    cloned = clone(clf)
+    assert cloned.callbacks[0][1].gradient_clip_value == 0.5
