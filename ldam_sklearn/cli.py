@@ -63,9 +63,11 @@ where the data is read from:
 
 Every neural method trains the same MLP (--hidden) for the same --epochs;
 the samplers (ros, smote) run inside an imbalanced-learn pipeline before an
-ERM network. All methods share the preprocessing of the run: StandardScaler
-for numeric data, median imputation + scaling and one-hot encoding for CSV
-tables, TF-IDF (sparse) for --text-column, where hgb is skipped. The data
+ERM network; ensemble is CrossFitEnsembleClassifier() at its defaults (five
+40-epoch LDAM-DRW networks, whatever --epochs says). All methods share the
+preprocessing of the run: StandardScaler for numeric data, median imputation
++ scaling and one-hot encoding for CSV tables, TF-IDF (sparse) for
+--text-column, where hgb is skipped. The data
 split is fixed (seed {compare.DATA_SEED}); --seeds N varies the models only
 (random_state 0..N-1) and the table shows mean ± std.
 

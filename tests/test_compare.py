@@ -12,7 +12,7 @@ from imblearn.over_sampling import SMOTE
 from sklearn.datasets import make_classification
 from sklearn.preprocessing import StandardScaler
 
-from ldam_sklearn import LDAMDRWClassifier, compare
+from ldam_sklearn import CrossFitEnsembleClassifier, LDAMDRWClassifier, compare
 from ldam_sklearn.compare import (
     IMBLEARN_DATASETS,
     METHODS,
@@ -175,6 +175,7 @@ def test_ablation_rows_train_the_papers_way_and_one_row_shows_the_default():
     # The default recipe's post-hoc adjustment would make "ERM" a re-balanced
     # method; only the "default" row shows what LDAMDRWClassifier() does.
     nets = {name: method.build(TINY, 0, np.array([50, 10]))[-1] for name, method in METHODS.items()}
+    assert nets["ensemble"].get_params() == CrossFitEnsembleClassifier(random_state=0).get_params()
     recipes = {name: net.recipe for name, net in nets.items() if isinstance(net, LDAMDRWClassifier)}
     assert recipes.pop("default") == LDAMDRWClassifier().recipe == "tabular"
     assert {"erm", "ldam", "ldam_drw", "ce_drw", "ros"} <= set(recipes)

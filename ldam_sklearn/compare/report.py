@@ -226,15 +226,15 @@ def save_report(report: dict[str, Any], path: str | Path) -> Path:
     return path
 
 
-#: One colour and one marker per method, in the order of the report: 15
-#: colours (Matplotlib's tab10 and five more that differ from its hues) and
-#: 15 markers, so that every method of :data:`METHODS` has its own of each.
+#: One colour and one marker per method, in the order of the report: 16
+#: colours (Matplotlib's tab10 and six more that differ from its hues) and
+#: 16 markers, so that every method of :data:`METHODS` has its own of each.
 _COLORS = (
     *("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd"),
     *("#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf"),
-    *("#000000", "#ff00ff", "#800000", "#000080", "#b8860b"),
+    *("#000000", "#ff00ff", "#800000", "#000080", "#b8860b", "#2f4f4f"),
 )
-_MARKERS = "osD^vP<>XphH*d8"
+_MARKERS = "osD^vP<>XphH*d8x"
 #: Methods whose per-class recall is drawn: the best few, plus ERM as reference.
 _TOP = 4
 _REFERENCE = "ERM"
