@@ -25,6 +25,7 @@ __all__ = ["CrossFitEnsembleClassifier"]
 #: cost about what one 100-epoch LDAM-DRW fit with its hold-out fit costs.
 _MEMBER_EPOCHS = 40
 
+
 class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
     """Ensemble of networks trained on k-fold splits, adjusted on their out-of-fold rows.
 
