@@ -60,8 +60,8 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
     choose_tau : bool, default=True
         Whether to choose the post-hoc adjustment on the out-of-fold rows
         (``tau`` in 0, 0.25, ..., 4, best balanced accuracy, see
-        :func:`~ldam_sklearn.ldam_drw.best_posthoc_tau`); ``False`` keeps
-        ``tau = 0``, the plain mean of the members.
+        :func:`~ldam_sklearn.ldam_drw.best_posthoc_tau`); ``False``: every
+        member trains on all rows (bagging over seeds) and ``tau = 0``.
     random_state : int, RandomState instance or None, default=None
         Seeds the folds and, when the member has a ``random_state``
         parameter, each member's own seed.
