@@ -18,6 +18,7 @@ from sklearn.utils.validation import (
 )
 
 from .ldam_drw import LDAMDRWClassifier, best_posthoc_tau
+from .utils.validation import check_bool
 
 __all__ = ["CrossFitEnsembleClassifier"]
 
@@ -140,8 +141,7 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         n = self.n_members
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 2:
             raise ValueError(f"n_members must be an integer of at least 2, got {n!r}.")
-        if not isinstance(self.choose_tau, (bool, np.bool_)):
-            raise ValueError(f"choose_tau must be True or False, got {self.choose_tau!r}.")
+        check_bool("choose_tau", self.choose_tau)
         if self.estimator is not None and not hasattr(self.estimator, "predict_proba"):
             raise ValueError(
                 f"estimator {type(self.estimator).__name__} has no predict_proba; the ensemble "

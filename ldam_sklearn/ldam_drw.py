@@ -29,7 +29,7 @@ from .losses import (
     LDAMLoss,
     LogitAdjustedLoss,
 )
-from .utils.validation import check_choice, check_real
+from .utils.validation import check_bool, check_choice, check_real
 
 __all__ = ["LDAMDRWClassifier", "best_posthoc_tau"]
 
@@ -270,8 +270,7 @@ class LDAMDRWClassifier(BaseNetClassifier):
         check_choice("loss", self.loss, _LOSSES)
         check_choice("schedule", self.schedule, _SCHEDULES)
         check_choice("recipe", self.recipe, _RECIPES)
-        if not isinstance(self.choose_tau, (bool, np.bool_)):
-            raise ValueError(f"choose_tau must be True or False, got {self.choose_tau!r}.")
+        check_bool("choose_tau", self.choose_tau)
         for name in ("max_m", "gamma", "tau"):
             check_real(name, getattr(self, name), 0)
         check_real("s", self.s, 0, strict=True)

@@ -225,8 +225,8 @@ def _mwnet(settings: NetSettings, seed: int, class_counts: np.ndarray) -> list:
 
 
 def _ensemble(settings: NetSettings, seed: int, class_counts: np.ndarray) -> list:
-    # At its own defaults (five 40-epoch members whose recipe follows the
-    # data's shape): the estimator a user gets, not the run's --epochs.
+    # At its own defaults (five 40-epoch LDAM-DRW members): the estimator a
+    # user gets, not the run's --epochs.
     return [CrossFitEnsembleClassifier(random_state=seed)]
 
 

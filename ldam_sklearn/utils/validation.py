@@ -5,6 +5,8 @@ from __future__ import annotations
 import numbers
 from collections.abc import Collection
 
+import numpy as np
+
 
 def check_choice(name: str, value, choices: Collection[str]) -> None:
     """Raise a ValueError listing the choices unless ``value`` is one of them.
@@ -19,6 +21,20 @@ def check_choice(name: str, value, choices: Collection[str]) -> None:
     """
     if not isinstance(value, str) or value not in choices:
         raise ValueError(f"{name}={value!r} is not valid; choose one of {sorted(choices)}.")
+
+
+def check_bool(name: str, value) -> None:
+    """Raise a ValueError unless ``value`` is a boolean (Python's or NumPy's).
+
+    Examples
+    --------
+    >>> check_bool("choose_tau", "yes")
+    Traceback (most recent call last):
+    ...
+    ValueError: choose_tau must be True or False, got 'yes'.
+    """
+    if not isinstance(value, (bool, np.bool_)):
+        raise ValueError(f"{name} must be True or False, got {value!r}.")
 
 
 def check_int(name: str, value, minimum: int = 1) -> None:
