@@ -17,7 +17,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 
-__all__ = ["ArrayDataset", "BatchIterator", "unpack_target"]
+__all__ = ["ArrayDataset", "BatchIterator", "batch_starts", "unpack_target"]
 
 
 class ArrayDataset(torch.utils.data.Dataset):
@@ -165,7 +165,8 @@ class BatchIterator:
     dataset : ArrayDataset or torch.utils.data.Subset of one
         The data to iterate over.
     batch_size : int, default=128
-        Rows per batch; the last batch may be smaller.
+        Rows per batch; the last batch may be smaller, or larger with
+        ``merge_last``.
     shuffle : bool, default=False
         Draw a new random order every epoch from torch's global generator, so
         that the estimator's ``random_state`` makes it reproducible.
@@ -174,6 +175,11 @@ class BatchIterator:
         kernels round differently for different batch heights; with every
         batch the same height, a row's prediction does not depend on how many
         rows were predicted with it. Callers drop the padded outputs.
+    merge_last : bool, default=True
+        Without ``pad_last``, a last batch of fewer than ``batch_size / 2``
+        rows joins the batch before it (see :func:`batch_starts`): a step
+        on a handful of rows is as long as a step on a full batch, and
+        unclipped it can ruin a fit.
 
     Attributes
     ----------
@@ -186,6 +192,8 @@ class BatchIterator:
         The ``shuffle`` parameter.
     pad_last : bool
         The ``pad_last`` parameter.
+    merge_last : bool
+        The ``merge_last`` parameter.
 
     Notes
     -----
@@ -207,10 +215,19 @@ class BatchIterator:
     >>> ds = ArrayDataset(np.ones((5, 2), dtype=np.float32), np.zeros(5))
     >>> [len(y) for _, y in BatchIterator(ds, batch_size=2)]
     [2, 2, 1]
+    >>> [len(y) for _, y in BatchIterator(ds, batch_size=4)]
+    [5]
+    >>> [len(y) for _, y in BatchIterator(ds, batch_size=4, merge_last=False)]
+    [4, 1]
     """
 
     def __init__(
-        self, dataset, batch_size: int = 128, shuffle: bool = False, pad_last: bool = False
+        self,
+        dataset,
+        batch_size: int = 128,
+        shuffle: bool = False,
+        pad_last: bool = False,
+        merge_last: bool = True,
     ):
         if isinstance(dataset, torch.utils.data.Subset):
             # skorch's ValidSplit wraps datasets in a Subset of indices.
@@ -224,9 +241,14 @@ class BatchIterator:
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.pad_last = pad_last
+        self.merge_last = merge_last
+
+    def _starts(self) -> range:
+        merge = self.merge_last and not self.pad_last
+        return batch_starts(len(self.dataset), self.batch_size, merge_last=merge)
 
     def __len__(self) -> int:
-        return math.ceil(len(self.dataset) / self.batch_size)
+        return len(self._starts())
 
     def __iter__(self) -> Iterator:
         ds = self.dataset
@@ -238,12 +260,62 @@ class BatchIterator:
             order = torch.randperm(n)
         if order is not None and isinstance(ds.X, torch.Tensor):
             order = order.to(ds.device)
-        for start in range(0, n, self.batch_size):
-            stop = min(start + self.batch_size, n)
+        starts = self._starts()
+        for start, stop in zip(starts, [*starts[1:], n], strict=True):
             Xb, yb = ds.batch(slice(start, stop) if order is None else order[start:stop])
             if self.pad_last and stop - start < self.batch_size:
                 Xb = _pad_rows(Xb, self.batch_size)
             yield Xb, yb
+
+
+def batch_starts(n_rows: int, batch_size: int, *, merge_last: bool = True) -> range:
+    """First row of each batch of an epoch of ``n_rows`` rows.
+
+    Parameters
+    ----------
+    n_rows : int
+        Rows in the epoch.
+    batch_size : int
+        Rows per batch.
+    merge_last : bool, default=True
+        Let a last batch of fewer than ``batch_size / 2`` rows join the
+        batch before it, so that batches hold between ``batch_size / 2``
+        and ``1.5 * batch_size`` rows. A step on a batch of one row is as
+        long as a step on a full batch, in one example's direction: on
+        long-tailed MNIST-1D (769 training rows, batch 128, so a last batch
+        of one row) the paper's unclipped LDAM-DRW reached 0.21 balanced
+        accuracy against 0.32 with 768 rows.
+
+    Returns
+    -------
+    range
+        Start of each batch; batch ``i`` ends where batch ``i + 1`` starts,
+        the last one at ``n_rows``.
+
+    References
+    ----------
+    .. [1] PyTorch documentation, ``torch.utils.data.DataLoader``, parameter
+       ``drop_last``, https://pytorch.org/docs/stable/data.html: the other
+       common cure, which leaves the last rows out of the epoch instead.
+
+    Examples
+    --------
+    >>> list(batch_starts(769, 128))
+    [0, 128, 256, 384, 512, 640]
+    >>> list(batch_starts(769, 128, merge_last=False))
+    [0, 128, 256, 384, 512, 640, 768]
+    >>> list(batch_starts(832, 128))
+    [0, 128, 256, 384, 512, 640, 768]
+    """
+    n_batches = math.ceil(n_rows / batch_size)
+    if (
+        merge_last
+        and n_batches > 1
+        and n_rows % batch_size
+        and 2 * (n_rows % batch_size) < batch_size
+    ):
+        n_batches -= 1
+    return range(0, n_batches * batch_size, batch_size)
 
 
 def _pad_rows(X: torch.Tensor, n_rows: int) -> torch.Tensor:

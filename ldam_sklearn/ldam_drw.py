@@ -21,7 +21,7 @@ from .callbacks import (
     switch_epoch,
     warn_single_class,
 )
-from .data import unpack_target
+from .data import batch_starts, unpack_target
 from .losses import (
     BalancedSoftmaxLoss,
     CrossEntropyLoss,
@@ -360,7 +360,7 @@ class LDAMDRWClassifier(BaseNetClassifier):
             yield
             return
         max_epochs = self.max_epochs
-        steps_per_epoch = math.ceil(X.shape[0] / self.batch_size)
+        steps_per_epoch = len(batch_starts(X.shape[0], self.batch_size))
         share = math.ceil(max_epochs * _SPARSE_EPOCH_SHARE)
         # Read by skorch's loop and by the schedules, which place their
         # switches at fractions of it.

@@ -20,6 +20,7 @@ from ldam_sklearn.callbacks import (
     balanced_accuracy,
     switch_epoch,
 )
+from ldam_sklearn.data import batch_starts
 from ldam_sklearn.losses import class_balanced_weights
 from ldam_sklearn.meta_reweighting import l2rw_example_weights
 
@@ -230,7 +231,7 @@ def test_every_event_reaches_the_callbacks_that_define_it(imbalanced_data):
         callbacks=[Record()], recipe="paper", **{**FAST, "max_epochs": 2, "batch_size": 64}
     )
     clf.fit(X, y)
-    n_batches = -(-len(X) // 64)
+    n_batches = len(batch_starts(len(X), 64))
     n_params = len(list(clf.module_.parameters()))
     epoch = (
         ["epoch_begin"]

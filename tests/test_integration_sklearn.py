@@ -35,6 +35,7 @@ from sklearn.preprocessing import OneHotEncoder, StandardScaler
 from skorch.callbacks import Callback
 
 from ldam_sklearn import LDAMDRWClassifier
+from ldam_sklearn.data import batch_starts
 from ldam_sklearn.losses import CrossEntropyLoss
 from ldam_sklearn.modules import MLP
 
@@ -431,7 +432,7 @@ def test_sample_weight_is_batched_with_its_rows(schedule, routing):
     make_pipeline(clf).fit(X, y, sample_weight=w)
 
     rows, weights = clf.module_.seen, clf.criterion_.seen
-    assert len(rows) == len(weights) == 3 * int(np.ceil(len(X) / FAST["batch_size"]))
+    assert len(rows) == len(weights) == 3 * len(batch_starts(len(X), FAST["batch_size"]))
     for batch_rows, batch_weights in zip(rows, weights, strict=True):
         np.testing.assert_array_equal(batch_weights.numpy(), batch_rows.numpy())
     order = torch.cat(rows).numpy()

@@ -308,13 +308,13 @@ def _sparse_text(n_rows=300, n_classes=3, seed=0):
 
 
 def test_tabular_recipe_on_sparse_input_trains_a_tenth_of_the_epochs_of_one_wide_layer():
-    X, y = _sparse_text()  # 300 rows: 10 batches of 32 per epoch
+    X, y = _sparse_text()  # 300 rows: 9 batches of 32 per epoch, the last of 44
     clf = LDAMDRWClassifier(max_epochs=300, batch_size=32, random_state=0).fit(X, y)
     # ceil(300 / 10) epochs; max_epochs itself is left as given.
     assert len(clf.history) == 30 and clf.max_epochs == 300
-    # At least 200 steps, here 20 epochs, within max_epochs.
+    # At least 200 steps, here ceil(200 / 9) = 23 epochs, within max_epochs.
     few = LDAMDRWClassifier(max_epochs=30, batch_size=32, random_state=0).fit(X, y)
-    assert len(few.history) == 20
+    assert len(few.history) == 23
     tiny = LDAMDRWClassifier(max_epochs=12, batch_size=32, random_state=0).fit(X, y)
     assert len(tiny.history) == 12
     assert [layer.out_features for layer in clf.module_.body if hasattr(layer, "out_features")] == [
