@@ -126,7 +126,9 @@ class BaseNetClassifier(NeuralNetClassifier):
     max_epochs : int, default=100
     batch_size : int, default=128
     iterator_train, iterator_valid : default=BatchIterator
-        Slice batches from tensors already on the device.
+        Slice batches from tensors already on the device. A last batch of
+        fewer than ``batch_size / 2`` rows joins the one before it
+        (``iterator_train__merge_last=False`` keeps it apart).
     dataset : default=ArrayDataset
     train_split : callable or None, default=None
         No internal validation split: a 20 % hold-out would take the rare

@@ -52,3 +52,11 @@ def test_fit_takes_no_step_on_a_one_row_batch():
     clf.fit(X, y)
     sizes = [batch["train_batch_size"] for epoch in clf.history for batch in epoch["batches"]]
     assert sizes == [129, 129]
+
+
+def test_the_estimator_can_keep_the_short_batch():
+    X, y = np.random.default_rng(0).normal(size=(129, 3)), np.arange(129) % 2
+    clf = LDAMDRWClassifier(
+        max_epochs=1, recipe="paper", iterator_train__merge_last=False, random_state=0
+    ).fit(X, y)
+    assert [batch["train_batch_size"] for batch in clf.history[-1, "batches"]] == [128, 1]

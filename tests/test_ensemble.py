@@ -111,12 +111,21 @@ def test_ldam_members_leave_the_choice_of_tau_to_the_ensemble():
     assert len(seeds) == 2
 
 
-def test_default_members_are_tabular_ldam_drw_networks_of_40_epochs():
-    X, y = make_classification(200, n_features=8, weights=[0.8], random_state=0)
+@pytest.mark.parametrize(
+    "n_features, sparse, recipe",
+    [(8, False, "paper"), (40, False, "tabular"), (8, True, "tabular")],
+)
+def test_default_members_train_40_epochs_with_the_recipe_of_the_rows_per_feature(
+    n_features, sparse, recipe
+):
+    # 200 rows: 25 per feature (paper's recipe) or 5 per feature (tabular);
+    # sparse input keeps the tabular recipe and its rules for sparse input.
+    X, y = make_classification(200, n_features=n_features, weights=[0.8], random_state=0)
+    X = sp.csr_matrix(X) if sparse else X
     clf = CrossFitEnsembleClassifier(n_members=2, random_state=0).fit(X, y)
     for member in clf.estimators_:
         assert isinstance(member, LDAMDRWClassifier)
-        assert member.recipe == "tabular" and len(member.history_) == 40
+        assert member.recipe == recipe and len(member.history_) == 40
 
 
 def test_sparse_input_in_a_pipeline():
