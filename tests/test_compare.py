@@ -365,3 +365,32 @@ def test_plot_when_no_method_ran(tmp_path, recwarn):
     path = plot_per_class_recall(report, tmp_path / "empty.png")
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert not [w for w in recwarn if "legend" in str(w.message)]
+
+
+def test_table_says_when_the_deferred_stage_had_nothing_to_act_on():
+    # Separable rows: the paper's recipe fits all of them before the switch
+    # at 80 % of the epochs; mixup keeps the default recipe's loss up.
+    X, y = make_classification(
+        n_samples=300, n_features=6, n_informative=4, class_sep=3.0, flip_y=0, random_state=0
+    )
+    data = ComparisonData(
+        name="easy",
+        description="separable test data",
+        X_train=X[:200],
+        y_train=y[:200],
+        X_test=X[200:],
+        y_test=y[200:],
+        preprocessor=StandardScaler(),
+        sparse=False,
+    )
+    settings = NetSettings(epochs=30, hidden=(32,), batch_size=64)
+    report = run_comparison(data, ["erm", "ldam_drw", "default"], settings=settings, progress=False)
+    runs = {name: entry["runs"][0] for name, entry in report["methods"].items()}
+    assert runs["erm"]["deferred_stage"] is None
+    stage = runs["ldam_drw"]["deferred_stage"]
+    assert stage["epoch"] == 25 and stage["epochs"] == 30 and stage["train_bacc"] == 1.0
+    assert runs["default"]["deferred_stage"]["train_bacc"] < 1.0
+    notes = format_table(report).split("Deferred re-balancing with nothing to act on:")[1]
+    assert "LDAM-DRW: in 1 of 1 runs the network classified every training row" in notes
+    assert "default recipe:" not in notes
+    json.dumps(report)

@@ -26,6 +26,9 @@ _COLUMNS = (
 _SHOT_KEYS = ("many_shot", "medium_shot", "few_shot")
 #: The column that replaces the shot groups on binary data.
 _MINORITY = ("minority_recall", "minority recall")
+#: Training balanced accuracy before a DRW / DRS switch from which on
+#: re-balancing has nothing left to act on.
+_FITTED_BACC = 1.0
 
 
 def _cell(stat: dict[str, float] | None, key: str, with_std: bool) -> str:
@@ -126,7 +129,7 @@ def format_table(report: dict[str, Any]) -> str:
     header = ["method"] + [
         f"{title} ({n_groups[key]})" if key in n_groups else title for key, title in columns
     ]
-    rows, notes, warned = [], [], []
+    rows, notes, warned, inert = [], [], [], []
     for entry in report["methods"].values():
         if entry["status"] != "ok":
             notes.append(f"  {entry['label']}: {entry['status']} - {entry['note']}")
@@ -139,6 +142,7 @@ def format_table(report: dict[str, Any]) -> str:
         )
         texts = dict.fromkeys(text for run in entry["runs"] for text in run.get("warnings", ()))
         warned += [_wrap(f"  {entry['label']}: {text}") for text in texts]
+        inert += _inert_deferred_stage(entry)
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
 
     def line(cells: list[str]) -> str:
@@ -173,7 +177,29 @@ def format_table(report: dict[str, Any]) -> str:
         parts += ["Not in the table:", *notes]
     if warned:
         parts += ["Warnings (they may change the scores above):", *warned]
+    if inert:
+        parts += ["Deferred re-balancing with nothing to act on:", *inert]
     return "\n".join(parts)
+
+
+def _inert_deferred_stage(entry: dict[str, Any]) -> list[str]:
+    """A note when the DRW / DRS switch found every training row already classified right."""
+    stages = [run.get("deferred_stage") for run in entry["runs"]]
+    fitted = [s for s in stages if s is not None and (s["train_bacc"] or 0.0) >= _FITTED_BACC]
+    if not fitted:
+        return []
+    first = fitted[0]
+    return [
+        _wrap(
+            f"  {entry['label']}: in {len(fitted)} of {len(stages)} runs the network "
+            "classified every training row correctly before the switch to class-balanced "
+            f"training (epoch {first['epoch']} of {first['epochs']}, training loss "
+            f"{max(s['train_loss'] for s in fitted):.2g} or less): there was almost no "
+            "loss left to re-balance, so the switch changed the model little (compare the "
+            "same loss without it). Regularisation that keeps the loss up lets it act, as "
+            "the default recipe's mixup does (the 'default' row)."
+        )
+    ]
 
 
 def save_report(report: dict[str, Any], path: str | Path) -> Path:

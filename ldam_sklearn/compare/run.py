@@ -191,7 +191,29 @@ def _fit_and_score(
         y_pred = pipeline.predict(data.X_test)
     run = {"fit_seconds": fit_seconds, **score(data.y_test, y_pred, classes, class_counts)}
     run["warnings"] = sorted({f"{w.category.__name__}: {w.message}" for w in caught})
+    run["deferred_stage"] = _deferred_stage(pipeline[-1])
     return run, _describe(pipeline)
+
+
+def _deferred_stage(estimator) -> dict[str, Any] | None:
+    """Where a DRW / DRS switch found the training: its epoch, loss and balanced accuracy.
+
+    ``None`` without a switch. The epoch before it tells whether re-balancing
+    had anything to act on: a network that already classifies every training
+    row correctly has a near-zero loss, which re-weighting cannot change.
+    """
+    history = getattr(estimator, "history_", None)
+    phases = [epoch.get("balancing") for epoch in history or ()]
+    switch = next((i for i, phase in enumerate(phases) if phase not in (None, "none")), 0)
+    if switch == 0:
+        return None
+    before = history[switch - 1]
+    return {
+        "epoch": switch + 1,
+        "epochs": len(history),
+        "train_loss": float(before["train_loss"]),
+        "train_bacc": None if before.get("train_bacc") is None else float(before["train_bacc"]),
+    }
 
 
 def _summary(runs: list[dict[str, Any]]) -> dict[str, Any]:
