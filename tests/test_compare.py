@@ -390,7 +390,7 @@ def test_table_says_when_the_deferred_stage_had_nothing_to_act_on():
     stage = runs["ldam_drw"]["deferred_stage"]
     assert stage["epoch"] == 25 and stage["epochs"] == 30 and stage["train_bacc"] == 1.0
     assert runs["default"]["deferred_stage"]["train_bacc"] < 1.0
-    notes = format_table(report).split("Deferred re-balancing with nothing to act on:")[1]
-    assert "LDAM-DRW: in 1 of 1 runs the network classified every training row" in notes
+    notes = format_table(report).split("(the 'default' row):")[1]
+    assert "LDAM-DRW: 1 of 1 runs, switch at epoch 25 of 30, training loss" in notes
     assert "default recipe:" not in notes
     json.dumps(report)

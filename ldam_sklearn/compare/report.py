@@ -29,6 +29,13 @@ _MINORITY = ("minority_recall", "minority recall")
 #: Training balanced accuracy before a DRW / DRS switch from which on
 #: re-balancing has nothing left to act on.
 _FITTED_BACC = 1.0
+_INERT_HEADER = (
+    "Deferred re-balancing with nothing to act on: the network classified every training "
+    "row correctly before the switch to class-balanced training, so there was almost no "
+    "loss left to re-balance and the switch changed the model little (compare the same "
+    "loss without it). Regularisation that keeps the loss up lets it act, as the default "
+    "recipe's mixup does (the 'default' row):"
+)
 
 
 def _cell(stat: dict[str, float] | None, key: str, with_std: bool) -> str:
@@ -178,27 +185,21 @@ def format_table(report: dict[str, Any]) -> str:
     if warned:
         parts += ["Warnings (they may change the scores above):", *warned]
     if inert:
-        parts += ["Deferred re-balancing with nothing to act on:", *inert]
+        parts += [_wrap(_INERT_HEADER), *inert]
     return "\n".join(parts)
 
 
 def _inert_deferred_stage(entry: dict[str, Any]) -> list[str]:
-    """A note when the DRW / DRS switch found every training row already classified right."""
+    """A line under the note when the DRW / DRS switch found every training row classified right."""
     stages = [run.get("deferred_stage") for run in entry["runs"]]
     fitted = [s for s in stages if s is not None and (s["train_bacc"] or 0.0) >= _FITTED_BACC]
     if not fitted:
         return []
     first = fitted[0]
     return [
-        _wrap(
-            f"  {entry['label']}: in {len(fitted)} of {len(stages)} runs the network "
-            "classified every training row correctly before the switch to class-balanced "
-            f"training (epoch {first['epoch']} of {first['epochs']}, training loss "
-            f"{max(s['train_loss'] for s in fitted):.2g} or less): there was almost no "
-            "loss left to re-balance, so the switch changed the model little (compare the "
-            "same loss without it). Regularisation that keeps the loss up lets it act, as "
-            "the default recipe's mixup does (the 'default' row)."
-        )
+        f"  {entry['label']}: {len(fitted)} of {len(stages)} runs, switch at epoch "
+        f"{first['epoch']} of {first['epochs']}, training loss "
+        f"{max(s['train_loss'] for s in fitted):.2g} or less"
     ]
 
 

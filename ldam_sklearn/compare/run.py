@@ -323,7 +323,10 @@ def run_comparison(
         JSON-ready: ``config``, ``versions``, ``data`` (classes, class counts,
         shot groups) and ``methods``, one entry per method with its
         ``status`` ("ok", "skipped", "failed"), ``note``, ``pipeline``,
-        ``runs`` (scores of each seed) and ``summary`` (mean and std).
+        ``runs`` (scores of each seed, its warnings and, for a DRW / DRS
+        schedule, ``deferred_stage``: the switch epoch and the training loss
+        and balanced accuracy of the epoch before) and ``summary`` (mean and
+        std).
 
     Raises
     ------
