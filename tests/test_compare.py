@@ -36,7 +36,7 @@ from ldam_sklearn.datasets import long_tailed_counts
 TINY = NetSettings(epochs=2, hidden=(8,), batch_size=64)
 
 
-def small_data(weights=(0.8, 0.15, 0.05), sparse=False):
+def small_data(weights=(0.8, 0.15, 0.05), sparse=False, **classification):
     X, y = make_classification(
         n_samples=300,
         n_features=6,
@@ -44,6 +44,7 @@ def small_data(weights=(0.8, 0.15, 0.05), sparse=False):
         n_classes=len(weights),
         weights=list(weights),
         random_state=0,
+        **classification,
     )
     return ComparisonData(
         name="small",
@@ -370,19 +371,7 @@ def test_plot_when_no_method_ran(tmp_path, recwarn):
 def test_table_says_when_the_deferred_stage_had_nothing_to_act_on():
     # Separable rows: the paper's recipe fits all of them before the switch
     # at 80 % of the epochs; mixup keeps the default recipe's loss up.
-    X, y = make_classification(
-        n_samples=300, n_features=6, n_informative=4, class_sep=3.0, flip_y=0, random_state=0
-    )
-    data = ComparisonData(
-        name="easy",
-        description="separable test data",
-        X_train=X[:200],
-        y_train=y[:200],
-        X_test=X[200:],
-        y_test=y[200:],
-        preprocessor=StandardScaler(),
-        sparse=False,
-    )
+    data = small_data(weights=(0.5, 0.5), class_sep=3.0, flip_y=0)
     settings = NetSettings(epochs=30, hidden=(32,), batch_size=64)
     report = run_comparison(data, ["erm", "ldam_drw", "default"], settings=settings, progress=False)
     runs = {name: entry["runs"][0] for name, entry in report["methods"].items()}
