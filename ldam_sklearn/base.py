@@ -54,6 +54,16 @@ __all__ = ["BaseNetClassifier", "resolve_device"]
 #: of the default network's first layer on sparse input.
 SGDMomentum = functools.partial(SGD, momentum=0.9, weight_decay=2e-4)
 
+
+def _is_default_optimizer(optimizer) -> bool:
+    # clone and pickle copy the partial, so identity is not enough.
+    return isinstance(optimizer, functools.partial) and (
+        optimizer.func is SGDMomentum.func
+        and optimizer.args == SGDMomentum.args
+        and optimizer.keywords == SGDMomentum.keywords
+    )
+
+
 _DEVICES = ("auto", "cpu", "cuda", "mps")
 
 _PRECISIONS = ("fp32", "bf16")
@@ -311,6 +321,21 @@ class BaseNetClassifier(NeuralNetClassifier):
     def _default_module_kwargs(self) -> dict:
         """Extra arguments for the default MLP (e.g. its output layer)."""
         return {}
+
+    def _default_weight_decay(self) -> float | None:
+        """Weight decay of the default optimizer; ``None`` keeps its 2e-4."""
+        return None
+
+    def get_params_for_optimizer(self, prefix, named_parameters):
+        """The optimizer's arguments, with :meth:`_default_weight_decay` for the default one.
+
+        A user's ``optimizer__weight_decay``, or any other optimizer, wins.
+        """
+        args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
+        decay = self._default_weight_decay()
+        if decay is not None and _is_default_optimizer(self.optimizer):
+            kwargs.setdefault("weight_decay", decay)
+        return args, kwargs
 
     def _training_data(self, dataset: ArrayDataset, fit_params: dict) -> ArrayDataset:
         """Rows to train on; may take (pop) its own entries of ``fit_params``."""

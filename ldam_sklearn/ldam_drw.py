@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import functools
 import math
 import numbers
 
@@ -13,7 +12,7 @@ import torch
 from sklearn.model_selection import train_test_split
 from sklearn.utils import _safe_indexing, check_random_state, indexable
 
-from .base import BaseNetClassifier, SGDMomentum
+from .base import BaseNetClassifier
 from .callbacks import (
     BalancedAccuracy,
     ClassBalancing,
@@ -422,13 +421,11 @@ class LDAMDRWClassifier(BaseNetClassifier):
         self.initialized_ = False
         return tau
 
-    def get_params_for_optimizer(self, prefix, named_parameters):
-        """The optimizer's arguments; ``recipe="tabular"`` sets the default's weight decay."""
-        args, kwargs = super().get_params_for_optimizer(prefix, named_parameters)
-        if self.recipe == "tabular" and _is_default_optimizer(self.optimizer):
-            decay = _SPARSE_WEIGHT_DECAY if self._sparse_recipe else _WEIGHT_DECAY
-            kwargs.setdefault("weight_decay", decay)
-        return args, kwargs
+    def _default_weight_decay(self) -> float | None:
+        """``recipe="tabular"`` sets the default optimizer's weight decay."""
+        if self.recipe != "tabular":
+            return None
+        return _SPARSE_WEIGHT_DECAY if self._sparse_recipe else _WEIGHT_DECAY
 
     def train_step_single(self, batch, **fit_params):
         """One training step; with ``recipe="tabular"`` on dense input, on mixed rows."""
@@ -479,15 +476,6 @@ class LDAMDRWClassifier(BaseNetClassifier):
             added.append(("gradient_clipping", SparseGradientNormClipping(_MAX_GRAD_NORM)))
         # Before print_log, so that its table shows this epoch's entries.
         return callbacks[:-1] + added + callbacks[-1:]
-
-
-def _is_default_optimizer(optimizer) -> bool:
-    # clone and pickle copy the partial, so identity is not enough.
-    return isinstance(optimizer, functools.partial) and (
-        optimizer.func is SGDMomentum.func
-        and optimizer.args == SGDMomentum.args
-        and optimizer.keywords == SGDMomentum.keywords
-    )
 
 
 def best_posthoc_tau(log_proba: np.ndarray, labels: np.ndarray, class_counts: np.ndarray) -> float:

@@ -274,6 +274,19 @@ def test_bad_parameters_rejected_at_fit(imbalanced_data, params, message):
         MetaWeightNetClassifier(**params).fit(X, y)
 
 
+def test_default_optimizer_gets_weight_decay_a_users_choice_wins(imbalanced_data):
+    X, y = imbalanced_data
+
+    def decay(**params):
+        clf = MetaWeightNetClassifier(**{**FAST, "max_epochs": 1, **params}).fit(X, y)
+        assert clf.weight_optimizer_.param_groups[0]["weight_decay"] == 1e-4
+        return clf.optimizer_.param_groups[0]["weight_decay"]
+
+    assert decay() == 2e-3
+    assert decay(optimizer__weight_decay=1e-4) == 1e-4
+    assert decay(optimizer=torch.optim.SGD) == 0
+
+
 def test_pickle_round_trip(imbalanced_data):
     X, y = imbalanced_data
     clf = MetaWeightNetClassifier(**FAST).fit(X, y)
