@@ -4,7 +4,8 @@ Every contender is a scikit-learn ``Pipeline`` from raw strings: the same
 ``TfidfVectorizer`` (see :func:`vectorizer`) in front of
 
 - ours at their defaults: ``LDAMDRWClassifier()``, ``L2RWClassifier()``,
-  ``CrossFitEnsembleClassifier()`` (five LDAM-DRW networks), and
+  ``MetaWeightNetClassifier()``, ``CrossFitEnsembleClassifier()`` (five
+  LDAM-DRW networks), and
   ERM (``LDAMDRWClassifier(loss="ce", schedule="none")``: cross-entropy
   without re-weighting, in the default recipe, which still chooses a
   post-hoc adjustment; ``bench_real.py``'s ERM takes ``recipe="paper"``,
@@ -58,7 +59,12 @@ from sklearn.naive_bayes import ComplementNB
 from sklearn.pipeline import make_pipeline
 from sklearn.svm import LinearSVC
 
-from ldam_sklearn import CrossFitEnsembleClassifier, L2RWClassifier, LDAMDRWClassifier
+from ldam_sklearn import (
+    CrossFitEnsembleClassifier,
+    L2RWClassifier,
+    LDAMDRWClassifier,
+    MetaWeightNetClassifier,
+)
 from ldam_sklearn.datasets import make_long_tailed
 
 SEED = 0
@@ -97,6 +103,7 @@ CONTENDERS: dict[str, Callable[[], object]] = {
     "LDAM-DRW": lambda: LDAMDRWClassifier(random_state=SEED),
     "LDAM-DRW x5": lambda: CrossFitEnsembleClassifier(random_state=SEED),
     "L2RW": lambda: L2RWClassifier(random_state=SEED),
+    "MW-Net": lambda: MetaWeightNetClassifier(random_state=SEED),
 }
 
 

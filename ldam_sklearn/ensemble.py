@@ -11,6 +11,7 @@ from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clo
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils import _safe_indexing, check_random_state, get_tags
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
+from sklearn.utils.parallel import Parallel, delayed
 from sklearn.utils.validation import (
     _check_sample_weight,
     check_is_fitted,
@@ -78,6 +79,12 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
     random_state : int, RandomState instance or None, default=None
         Seeds the folds and, when the member has a ``random_state``
         parameter, each member's own seed.
+    n_jobs : int, default=None
+        Members fitted at once, in separate processes (joblib); ``None``
+        means 1 unless in a :func:`joblib.parallel_backend` context, ``-1``
+        all cores. The fitted ensemble does not depend on it. Each member's
+        network still chooses its own threads (``n_threads="auto"``: one for
+        small networks).
 
     Attributes
     ----------
@@ -135,11 +142,13 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         *,
         choose_tau: bool = True,
         random_state=None,
+        n_jobs: int | None = None,
     ):
         self.estimator = estimator
         self.n_members = n_members
         self.choose_tau = choose_tau
         self.random_state = random_state
+        self.n_jobs = n_jobs
 
     def _member(self, X):
         if self.estimator is None:
@@ -202,15 +211,21 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         else:
             splits = [(rows, rows[:0])] * self.n_members
         everywhere = np.flatnonzero(~splittable)
-        log_proba = np.zeros((len(y), len(self.classes_)))
-        self.estimators_ = []
-        for seed, (train, held) in zip(seeds[:-1], splits, strict=True):
-            train = np.concatenate([train, everywhere])
+        members = []
+        for seed in seeds[:-1]:
             member = self._member(X)
             if "random_state" in member.get_params(deep=False):
                 member.set_params(random_state=int(seed))
-            weights = {} if sample_weight is None else {"sample_weight": sample_weight[train]}
-            member.fit(_safe_indexing(X, train), y[train], **weights)
+            members.append(member)
+        # Fitted in other processes, the members come back as copies.
+        fitted = Parallel(n_jobs=self.n_jobs)(
+            delayed(_fit_member)(
+                member, X, y, np.concatenate([train, everywhere]), held, sample_weight
+            )
+            for member, (train, held) in zip(members, splits, strict=True)
+        )
+        log_proba = np.zeros((len(y), len(self.classes_)))
+        for (member, held_log_proba), (_, held) in zip(fitted, splits, strict=True):
             if not np.array_equal(member.classes_, self.classes_):
                 raise ValueError(
                     f"a member learned the classes {member.classes_.tolist()} instead of "
@@ -218,9 +233,9 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
                     "probabilities, so every member must predict every class it was given. "
                     "Check the member (e.g. a step that drops rows of a class)."
                 )
-            self.estimators_.append(member)
             if len(held):
-                log_proba[held] = _log_proba(member, _safe_indexing(X, held))
+                log_proba[held] = held_log_proba
+        self.estimators_ = [member for member, _ in fitted]
         self.posthoc_tau_ = (
             best_posthoc_tau(log_proba[rows], y_enc[rows], self.class_counts_) if adjust else 0.0
         )
@@ -265,6 +280,14 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         member = self.estimator if self.estimator is not None else LDAMDRWClassifier()
         tags.input_tags.sparse = get_tags(member).input_tags.sparse
         return tags
+
+
+def _fit_member(member, X, y, train, held, sample_weight):
+    """The member fitted on the ``train`` rows, and its log-probabilities of the ``held`` rows."""
+    weights = {} if sample_weight is None else {"sample_weight": sample_weight[train]}
+    member.fit(_safe_indexing(X, train), y[train], **weights)
+    scores = _log_proba(member, _safe_indexing(X, held)) if len(held) else None
+    return member, scores
 
 
 def _log_proba(member, X) -> np.ndarray:

@@ -191,3 +191,13 @@ def test_a_member_that_drops_a_class_is_named():
     clf = CrossFitEnsembleClassifier(DropsRarestClass(), n_members=3, random_state=0)
     with pytest.raises(ValueError, match=r"a member learned the classes \[0, 1\] instead of"):
         clf.fit(X, y)
+
+
+def test_members_fitted_in_parallel_processes_give_the_same_ensemble():
+    X, y = make_data(200, weights=(0.8, 0.2))
+    member = LDAMDRWClassifier(max_epochs=3, module__hidden_layer_sizes=(8,))
+    serial = CrossFitEnsembleClassifier(member, n_members=3, random_state=0).fit(X, y)
+    parallel = CrossFitEnsembleClassifier(member, n_members=3, random_state=0, n_jobs=2)
+    parallel.fit(X, y)
+    assert parallel.posthoc_tau_ == serial.posthoc_tau_
+    np.testing.assert_allclose(parallel.predict_proba(X), serial.predict_proba(X), rtol=1e-6)
