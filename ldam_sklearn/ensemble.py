@@ -81,7 +81,7 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         parameter, each member's own seed.
     n_jobs : int, default=None
         Members fitted at once, in separate processes (joblib); ``None``
-        means 1 unless in a :func:`joblib.parallel_backend` context, ``-1``
+        means 1 unless in a ``joblib.parallel_backend`` context, ``-1``
         all cores. The fitted ensemble does not depend on it. Each member's
         network still chooses its own threads (``n_threads="auto"``: one for
         small networks).
@@ -217,7 +217,7 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
             if "random_state" in member.get_params(deep=False):
                 member.set_params(random_state=int(seed))
             members.append(member)
-        # Fitted in other processes, the members come back as copies.
+        # With n_jobs the members are fitted in other processes: keep the copies returned.
         fitted = Parallel(n_jobs=self.n_jobs)(
             delayed(_fit_member)(
                 member, X, y, np.concatenate([train, everywhere]), held, sample_weight
