@@ -303,7 +303,11 @@ def _layerwise_weighted_loss(losses: Tensor, records: list[_LinearCall], weights
     parameters; this replaces a full backward through the network by one
     matrix product per layer.
     """
-    grads = _layerwise_gradients(records, weights)
+    return _preset_weighted_loss(losses, weights, _layerwise_gradients(records, weights))
+
+
+def _preset_weighted_loss(losses: Tensor, weights: Tensor, grads: dict[Tensor, Tensor]) -> Tensor:
+    """``Σ_i w_i ℓ_i`` whose backward writes ``grads``, its gradient computed beforehand."""
     attached = _PresetGradient.apply(tuple(grads.values()), *grads)
     return (weights * losses).sum() + attached
 

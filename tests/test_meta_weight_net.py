@@ -203,9 +203,14 @@ def test_fit_records_history_and_keeps_the_weighting_net_apart(imbalanced_data):
     np.testing.assert_allclose(clf.predict_proba(X).sum(axis=1), 1.0)
 
 
-def test_training_step_applies_one_adam_step_of_the_exact_meta_gradient(imbalanced_data):
+@pytest.mark.parametrize("real_step_weights", ["lookahead", "updated"])
+def test_training_step_applies_one_adam_step_of_the_exact_meta_gradient(
+    imbalanced_data, real_step_weights
+):
     X, y = imbalanced_data
-    clf = MetaWeightNetClassifier(**{**FAST, "max_epochs": 1}).fit(X, y)
+    clf = MetaWeightNetClassifier(
+        real_step_weights=real_step_weights, **{**FAST, "max_epochs": 1}
+    ).fit(X, y)
     Xb = torch.as_tensor(X[:64], dtype=torch.float32)
     yb = torch.as_tensor(y[:64])
     X_meta, y_meta = clf._meta_batch
@@ -213,6 +218,7 @@ def test_training_step_applies_one_adam_step_of_the_exact_meta_gradient(imbalanc
     grads = meta_weight_net_gradient(
         clf.module_, clf.weight_net_, Xb, yb, X_meta, y_meta, clf.criterion_, lr=lr
     )
+    before = copy.deepcopy(clf.weight_net_)
     expected_net = copy.deepcopy(clf.weight_net_)
     expected_adam = torch.optim.Adam(expected_net.parameters(), lr=1e-3, weight_decay=1e-4)
     # A deep copy: load_state_dict would share the moment tensors.
@@ -227,10 +233,32 @@ def test_training_step_applies_one_adam_step_of_the_exact_meta_gradient(imbalanc
         clf.weight_net_.parameters(), expected_net.parameters(), strict=True
     ):
         torch.testing.assert_close(param, expected, rtol=1e-6, atol=1e-7)
+    weighting = before if real_step_weights == "lookahead" else clf.weight_net_
     with torch.no_grad():
         losses = clf.criterion_(clf.module_(Xb), yb)
-        v = clf.weight_net_(losses, yb)
+        v = weighting(losses, yb)
         torch.testing.assert_close(step["weights"], v / max(v.sum(), 32))
+
+
+@pytest.mark.parametrize("method", ROUTES)
+@pytest.mark.parametrize("real_step_weights", ["lookahead", "updated"])
+def test_real_step_trains_on_the_weighted_loss_it_reports(
+    imbalanced_data, method, real_step_weights
+):
+    # "lookahead" takes the look-ahead's gradient as the real step's: it must
+    # be the gradient of Σ w_i ℓ_i for the weights it reports, on every route.
+    X, y = imbalanced_data
+    clf = MetaWeightNetClassifier(
+        weight_method=method, real_step_weights=real_step_weights, **{**FAST, "max_epochs": 1}
+    ).fit(X, y)
+    Xb = torch.as_tensor(X[:64], dtype=torch.float32)
+    yb = torch.as_tensor(y[:64])
+    clf.optimizer_.zero_grad()
+    step = clf.train_step_single((Xb, yb))
+    params = list(clf.module_.parameters())
+    weighted = (step["weights"] * clf.criterion_(clf.module_(Xb), yb)).sum()
+    for param, expected in zip(params, torch.autograd.grad(weighted, params), strict=True):
+        torch.testing.assert_close(param.grad, expected, rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("seed", range(3))
@@ -266,6 +294,7 @@ def test_fits_sparse_input_and_bf16(imbalanced_data, sparse, precision):
         ({"weight_net_hidden": 0}, "weight_net_hidden must be an integer >= 1"),
         ({"meta_lr": 0.0}, "meta_lr must be a real number > 0"),
         ({"meta_weight_decay": -1.0}, "meta_weight_decay must be a real number >= 0"),
+        ({"real_step_weights": "paper"}, r"real_step_weights='paper' is not valid; choose one"),
     ],
 )
 def test_bad_parameters_rejected_at_fit(imbalanced_data, params, message):
