@@ -309,6 +309,7 @@ def section_l2rw(table, cfg, device):
             "jvp": 'L2RW epoch / ERM epoch, weight_method="jvp"',
             "lookahead": "L2RW epoch / ERM epoch, naive double backward (lookahead)",
             "mwnet": 'MW-Net epoch / ERM epoch, weight_method="auto" (layerwise)',
+            "mwnet updated": 'MW-Net epoch / ERM epoch, real_step_weights="updated"',
         }[method]
         target = ("<=", 2.5) if method in ("layerwise", "mwnet") else None
         table.add("3 l2rw", label, ratio, target=target)
