@@ -138,8 +138,10 @@ class BalancedAccuracy(Callback):
         counts = self._predicted_counts
         if not self.warn_single_class or counts is None or int((counts > 0).sum()) != 1:
             return
-        loss = net.history[-1].get("train_loss", float("nan"))
-        warn_single_class(net, int(counts.argmax()), f"training loss {loss:.4g}")
+        # The counts are of the last complete epoch, which is not the last
+        # row of the history when an interrupt cut the last epoch short.
+        losses = [row["train_loss"] for row in net.history if "train_loss" in row]
+        warn_single_class(net, int(counts.argmax()), f"training loss {losses[-1]:.4g}")
 
 
 def warn_single_class(net, index: int, detail: str) -> None:

@@ -261,6 +261,30 @@ def test_a_fit_predicting_one_class_on_its_training_rows_warns():
     assert len(np.unique(clf.predict(X))) == 1
 
 
+class _InterruptSecondEpoch(Callback):
+    def on_batch_end(self, net, training=False, **kwargs):
+        if training and len(net.history) == 2:
+            raise KeyboardInterrupt
+
+
+def test_the_one_class_warning_of_an_interrupted_fit_names_the_last_epochs_loss():
+    X, y = np.zeros((40, 3)), np.arange(40) % 2
+    clf = LDAMDRWClassifier(
+        loss="ce",
+        recipe="paper",
+        lr=0.0,
+        max_epochs=3,
+        random_state=0,
+        callbacks=[_InterruptSecondEpoch()],
+    )
+    with pytest.warns(ConvergenceWarning) as caught:
+        clf.fit(X, y)  # skorch returns from an interrupt
+    assert len(clf.history) == 2 and "train_loss" not in clf.history[-1]
+    loss = clf.history[0, "train_loss"]
+    assert np.isfinite(loss)
+    assert any(f"(training loss {loss:.4g})" in str(w.message) for w in caught)
+
+
 def test_a_fit_that_separates_the_classes_does_not_warn(imbalanced_data):
     X, y = imbalanced_data
     with warnings.catch_warnings():
