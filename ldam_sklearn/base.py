@@ -125,7 +125,8 @@ class BaseNetClassifier(NeuralNetClassifier):
         default does), its first layer is a
         :class:`~ldam_sklearn.modules.SparseLinear`, whose cost follows the
         non-zeros rather than the number of features
-        (``module__sparse_input=False`` keeps ``nn.Linear``).
+        (``module__sparse_input=False`` keeps ``nn.Linear``, as do the meta
+        estimators' ``weight_method="jvp"`` and ``"lookahead"``).
     criterion : torch.nn.Module class or instance, default=None
         ``None`` lets the subclass choose. A class whose ``__init__`` takes
         ``class_counts`` receives the training class counts.

@@ -39,11 +39,14 @@ class BaseMetaSetClassifier(BaseNetClassifier):
     hands its weights and meta loss to :class:`MetaWeightStats`.
     """
 
-    _sparse_first_layer = False  # meta_reweighting's per-example gradients expect nn.Linear layers
-
     #: Device tensors cached for the training steps: every fit rebuilds them,
     #: and a pickle must load on machines without that device.
     _step_caches = ("_meta_batch",)
+
+    @property
+    def _sparse_first_layer(self) -> bool:
+        # Only the layerwise route takes SparseLinear's sparse gradients.
+        return self.weight_method in ("auto", "layerwise")
 
     def __init__(
         self,
@@ -275,7 +278,11 @@ class L2RWClassifier(BaseMetaSetClassifier):
         How the exact weights are computed; see
         :func:`ldam_sklearn.l2rw_example_weights`. ``"auto"`` takes the fast
         layer-structured route for MLPs of linear layers and the generic
-        ``torch.func`` route otherwise.
+        ``torch.func`` route otherwise. The layer-structured route also takes
+        the :class:`~ldam_sklearn.modules.SparseLinear` first layer that the
+        default network gets for sparse training data, whose cost follows the
+        non-zeros; with ``"jvp"`` or ``"lookahead"`` that layer is an
+        ``nn.Linear``, whose cost follows the number of features.
     weighting : {"sign", "exact"}, default="sign"
         ``"sign"``: every example the meta gradient agrees with keeps its
         plain-training weight ``1 / batch_size`` (times its

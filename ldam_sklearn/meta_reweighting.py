@@ -19,10 +19,13 @@ Three exact routes compute them:
     along it (:func:`torch.func.jvp`). No second-order graph.
 ``"layerwise"``
     The closed form for modules whose trainable parameters all belong to
-    :class:`torch.nn.Linear` layers. A linear layer's per-example gradient is
+    :class:`torch.nn.Linear` layers (or :class:`~ldam_sklearn.modules.SparseLinear`
+    ones, whose weight is the transpose). A linear layer's per-example gradient is
     the outer product ``δ_i a_iᵀ``, so ``⟨G_W, ∇_W ℓ_i⟩ = δ_iᵀ G_W a_i`` and
     only the layer inputs ``a`` and output gradients ``δ`` of one ordinary
-    forward/backward are needed.
+    forward/backward are needed. On a sparse input ``a`` the terms of a
+    ``SparseLinear`` layer run over the non-zeros of ``a``, and its gradients
+    are sparse: the rows of the batch's features only.
 
 References
 ----------
@@ -43,7 +46,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.func import functional_call, jvp
 
-from .modules import MLP
+from .modules import MLP, SparseLinear
 
 __all__ = [
     "META_WEIGHT_METHODS",
@@ -68,6 +71,8 @@ def _is_plain_linear(module: nn.Module) -> bool:
     # The outer-product identity needs ``a @ W.T + b`` with W and b the
     # parameters themselves: not a subclass overriding ``forward``, nor a
     # weight re-derived from other parameters (old-style weight norm).
+    if type(module) is SparseLinear:
+        return module.embedding.max_norm is None and module.embedding.mode == "sum"
     return (
         isinstance(module, nn.Linear)
         and type(module).forward is nn.Linear.forward
@@ -78,12 +83,17 @@ def _is_plain_linear(module: nn.Module) -> bool:
 def _layerwise_layers(module: nn.Module) -> list[nn.Module] | None:
     """The layers holding trainable parameters if "layerwise" is exact, else None."""
     layers = []
+    # A SparseLinear's table is its own: the layer stands for both.
+    tables = {id(sub.embedding) for sub in module.modules() if type(sub) is SparseLinear}
     for sub in module.modules():
         # Batch statistics couple the examples of a batch even when the layer
         # has no parameters or buffers, breaking the per-example outer products.
         if isinstance(sub, nn.modules.batchnorm._BatchNorm):
             return None
-        if any(p.requires_grad for p in sub.parameters(recurse=False)):
+        if id(sub) in tables:
+            continue
+        own = sub.parameters(recurse=type(sub) is SparseLinear)
+        if any(p.requires_grad for p in own):
             if not _is_plain_linear(sub):
                 return None
             layers.append(sub)
@@ -102,14 +112,21 @@ def _resolve_method(module: nn.Module, method: str) -> tuple[str, list[nn.Module
     if method not in META_WEIGHT_METHODS:
         raise ValueError(f"method must be one of {META_WEIGHT_METHODS}, got {method!r}.")
     layers = _layerwise_layers(module) if method in ("auto", "layerwise") else None
-    if method == "auto":
-        return ("jvp", None) if layers is None else ("layerwise", layers)
     if method == "layerwise" and layers is None:
         raise ValueError(
             "method='layerwise' needs a module whose trainable parameters all belong to "
-            "nn.Linear layers, with no BatchNorm layer and no buffers; use 'jvp' instead."
+            "nn.Linear (or SparseLinear) layers, with no BatchNorm layer and no buffers; "
+            "use 'jvp' instead."
         )
-    return method, layers
+    resolved = ("jvp" if layers is None else "layerwise") if method == "auto" else method
+    if resolved != "layerwise" and any(type(m) is SparseLinear for m in module.modules()):
+        how = "" if method == resolved else f" (method={method!r} chose it for this module)"
+        raise ValueError(
+            f"The {resolved!r} route{how} cannot differentiate through a SparseLinear "
+            "layer's sparse gradients: give the module nn.Linear layers in its place, or "
+            "make it fit the 'layerwise' route (linear layers only, no BatchNorm)."
+        )
+    return resolved, layers
 
 
 def select_method(module: nn.Module, method: str = "auto") -> str:
@@ -240,6 +257,25 @@ def _layerwise_forward(
     return losses.detach(), records, logits.detach()
 
 
+def _nonzeros(a: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Rows, columns and values of the non-zeros of a 2-D batch, dense or sparse."""
+    a = a.to_sparse().coalesce()  # a COO batch is returned as it is
+    rows, cols = a.indices()
+    return rows, cols, a.values()
+
+
+def _table_rows(table: Tensor, index: Tensor) -> Tensor:
+    """``table[index]`` for a dense or sparse COO table; rows absent from a sparse one are 0."""
+    if table.layout == torch.strided:
+        return table[index]
+    table = table.coalesce()
+    present, values = table.indices()[0], table.values()
+    if present.numel() == 0:
+        return values.new_zeros(index.shape[0], *values.shape[1:])
+    at = torch.searchsorted(present, index).clamp(max=present.numel() - 1)
+    return torch.where((present[at] == index).unsqueeze(-1), values[at], 0)
+
+
 @torch.no_grad()
 def _layerwise_dots(
     records: list[_LinearCall], direction: dict[Tensor, Tensor], losses: Tensor
@@ -248,10 +284,15 @@ def _layerwise_dots(
     n = losses.shape[0]
     scores = torch.zeros_like(losses)
     for layer, a, delta in records:
-        # Extra dimensions (e.g. sequence positions) share the weights, so
-        # their contributions to the per-example gradient add up. Projecting
-        # ``a`` (not δ) keeps sparse input batches sparse.
-        if layer.weight.requires_grad:
+        if layer.weight.requires_grad and isinstance(layer, SparseLinear):
+            # Σ over the non-zeros (i, j, v) of a: v ⟨direction[j], δ_i⟩
+            rows, cols, values = _nonzeros(a)
+            terms = (_table_rows(direction[layer.weight], cols) * delta[rows]).sum(dim=1)
+            scores.index_add_(0, rows, values * terms)
+        elif layer.weight.requires_grad:
+            # Extra dimensions (e.g. sequence positions) share the weights, so
+            # their contributions to the per-example gradient add up. Projecting
+            # ``a`` (not δ) keeps sparse input batches sparse.
             scores += ((a @ direction[layer.weight].T) * delta).reshape(n, -1).sum(dim=1)
         if layer.bias is not None and layer.bias.requires_grad:
             scores += (delta @ direction[layer.bias]).reshape(n, -1).sum(dim=1)
@@ -265,7 +306,9 @@ def _layerwise_gradients(records: list[_LinearCall], weights: Tensor) -> dict[Te
     for layer, a, delta in records:
         scaled = (weights.reshape(-1, *[1] * (delta.dim() - 1)) * delta).flatten(0, -2)
         contributions = []
-        if layer.weight.requires_grad:
+        if layer.weight.requires_grad and isinstance(layer, SparseLinear):
+            contributions.append((layer.weight, _table_gradient(a, scaled, layer.weight.shape)))
+        elif layer.weight.requires_grad:
             contributions.append((layer.weight, scaled.T @ a.flatten(0, -2)))
         if layer.bias is not None and layer.bias.requires_grad:
             contributions.append((layer.bias, scaled.sum(dim=0)))
@@ -273,6 +316,18 @@ def _layerwise_gradients(records: list[_LinearCall], weights: Tensor) -> dict[Te
             # A layer called more than once (shared weights) sums its calls.
             grads[param] = grads[param] + grad if param in grads else grad
     return grads
+
+
+def _table_gradient(a: Tensor, scaled: Tensor, shape: torch.Size) -> Tensor:
+    """``aᵀ scaled`` for a SparseLinear table: sparse, the rows of ``a``'s features only.
+
+    The layout of the gradient ``nn.EmbeddingBag(sparse=True)`` gives the
+    table, which :class:`ldam_sklearn.optim.SGD` updates row by row.
+    """
+    rows, cols, values = _nonzeros(a)
+    return torch.sparse_coo_tensor(
+        cols.unsqueeze(0), values.unsqueeze(1) * scaled[rows], shape, check_invariants=False
+    ).coalesce()
 
 
 class _PresetGradient(torch.autograd.Function):

@@ -191,18 +191,27 @@ def _meta_loss_at(
 
 @contextmanager
 def _moved(params: tuple[Tensor, ...], step: list[Tensor | None], lr: float) -> Iterator[None]:
-    """Parameters at ``θ - lr * step`` inside the block, restored bit for bit after it."""
-    saved = [p.detach().clone() for p in params]
+    """Parameters at ``θ - lr * step`` inside the block, restored bit for bit after it.
+
+    A sparse step (a SparseLinear table's) moves, and saves, its rows only.
+    """
+    moved = [(p, g) for p, g in zip(params, step, strict=True) if g is not None]
+    saved = []
+    for p, g in moved:
+        rows = g.coalesce().indices()[0] if g.layout == torch.sparse_coo else None
+        saved.append((rows, p.detach().clone() if rows is None else p.detach()[rows]))
     try:
         with torch.no_grad():
-            for p, g in zip(params, step, strict=True):
-                if g is not None:
-                    p.sub_(g, alpha=lr)
+            for p, g in moved:
+                p.sub_(g, alpha=lr)
         yield
     finally:
         with torch.no_grad():
-            for p, value in zip(params, saved, strict=True):
-                p.copy_(value)
+            for (p, _), (rows, value) in zip(moved, saved, strict=True):
+                if rows is None:
+                    p.copy_(value)
+                else:
+                    p[rows] = value
 
 
 def _lookahead_step(module, weight_net, X, y, X_meta, y_meta, loss_fn, lr, params, sample_weight):

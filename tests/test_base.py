@@ -13,7 +13,7 @@ from sklearn.exceptions import NotFittedError
 from sklearn.preprocessing import StandardScaler
 from torch import nn
 
-from ldam_sklearn import L2RWClassifier, LDAMDRWClassifier, base, optim
+from ldam_sklearn import L2RWClassifier, LDAMDRWClassifier, MetaWeightNetClassifier, base, optim
 from ldam_sklearn.base import resolve_device
 from ldam_sklearn.modules import SparseLinear, sparse_input_scale
 
@@ -256,9 +256,21 @@ def _sparse_problem(n_samples=400, n_features=300, seed=0):
             nn.Linear,
         ),
         (LDAMDRWClassifier, {"module__sparse_input": False}, nn.Linear),
-        (L2RWClassifier, {}, nn.Linear),
+        (L2RWClassifier, {}, SparseLinear),
+        (MetaWeightNetClassifier, {}, SparseLinear),
+        (L2RWClassifier, {"weight_method": "jvp"}, nn.Linear),
     ],
-    ids=["default", "sgd", "sgd-partial", "adam", "adam-partial", "opt-out", "l2rw"],
+    ids=[
+        "default",
+        "sgd",
+        "sgd-partial",
+        "adam",
+        "adam-partial",
+        "opt-out",
+        "l2rw",
+        "mwnet",
+        "jvp",
+    ],
 )
 def test_sparse_training_data_chooses_the_first_layer(Estimator, params, first_layer):
     X, y = _sparse_problem()

@@ -139,6 +139,17 @@ def bench_real():
     return _load_benchmark("bench_real")
 
 
+def test_meta_weights_benchmark_times_sparse_input(run_module):
+    # run.py put benchmarks/ on sys.path, where bench_meta_weights lives.
+    bench = sys.modules["bench_meta_weights"]
+    result = bench.run_sparse_epochs(feature_counts=(500, 5_000), n_samples=200, epochs=1, rounds=1)
+    assert set(result) == {500, 5_000}
+    for block in result.values():
+        assert set(block["seconds_per_epoch"]) == {"erm", "l2rw", "mwnet"}
+        assert block["ratio_to_erm"]["erm"] == 1.0
+        assert all(seconds > 0 for seconds in block["seconds_per_epoch"].values())
+
+
 def _fake_data_home(path: Path) -> Path:
     """A data home laid out like ../shared/data, holding generated data."""
     rng = np.random.default_rng(0)

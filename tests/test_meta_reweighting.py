@@ -324,6 +324,49 @@ def test_meta_weighted_loss_gradient(make_net, sparse, method):
     assert all(p.grad is None for p in net.parameters() if not p.requires_grad)
 
 
+@pytest.mark.parametrize("seed", range(3))
+@pytest.mark.parametrize("normalize", [True, False])
+def test_sparse_linear_takes_the_layerwise_route_exactly(seed, normalize):
+    net, twin = meta_nets.make_sparse_net(seed, N_FEATURES, N_CLASSES)
+    assert select_method(net) == "layerwise"
+    X, y, X_meta, y_meta = make_data(seed)
+    X, X_meta = meta_nets.sparse_rows(X, seed), meta_nets.sparse_rows(X_meta, seed + 10)
+    weights = l2rw_example_weights(net, X, y, X_meta, y_meta, normalize=normalize)
+    reference = l2rw_example_weights(
+        twin, X.to_dense(), y, X_meta.to_dense(), y_meta, method="lookahead", normalize=normalize
+    )
+    torch.testing.assert_close(weights, reference, atol=1e-10, rtol=1e-8)
+
+
+@pytest.mark.parametrize("method", ["jvp", "lookahead"])
+def test_sparse_linear_refused_by_the_other_routes(method):
+    net, _ = meta_nets.make_sparse_net(0, N_FEATURES, N_CLASSES)
+    X, y, X_meta, y_meta = make_data(0)
+    with pytest.raises(ValueError, match=f"The '{method}' route cannot differentiate through"):
+        l2rw_example_weights(net, X, y, X_meta, y_meta, method=method)
+    net.insert(1, nn.BatchNorm1d(12).double())  # "auto" must take the jvp route
+    with pytest.raises(ValueError, match=r"route \(method='auto' chose it for this module\)"):
+        l2rw_example_weights(net, X, y, X_meta, y_meta)
+
+
+def test_sparse_linear_weighted_loss_writes_sparse_rows_of_the_exact_gradient():
+    net, twin = meta_nets.make_sparse_net(0, N_FEATURES, N_CLASSES)
+    X, y, X_meta, y_meta = make_data(0)
+    X = meta_nets.sparse_rows(X, 0).to_dense()
+    X[:, 2] = 0  # a feature absent from the batch: no row of the gradient
+    X = X.to_sparse().coalesce()
+    loss, weights, _ = meta_weighted_loss(net, X, y, X_meta, y_meta)
+    loss.backward()
+    twin_loss = (weights * ce(twin(X.to_dense()), y)).sum()
+    twin_loss.backward()
+    table = net[0].weight.grad
+    assert table.layout == torch.sparse_coo
+    assert set(table.coalesce().indices()[0].tolist()) == set(X.indices()[1].tolist())
+    torch.testing.assert_close(table.to_dense(), twin[0].weight.grad.T, atol=1e-12, rtol=1e-10)
+    for p, q in zip(net[2:].parameters(), twin[2:].parameters(), strict=True):
+        torch.testing.assert_close(p.grad, q.grad, atol=1e-12, rtol=1e-10)
+
+
 def test_meta_weighted_loss_updates_batchnorm_like_a_plain_step():
     net = make_bn_net(0).train()
     plain = copy.deepcopy(net)

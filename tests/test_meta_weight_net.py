@@ -147,6 +147,22 @@ def test_sample_weights_are_normalised_priors(method):
         torch.testing.assert_close(g, e, rtol=1e-8, atol=1e-12)
 
 
+def test_sparse_linear_takes_the_layerwise_route_exactly_and_is_restored():
+    net, twin = meta_nets.make_sparse_net(0, N_FEATURES, N_CLASSES)
+    weight_net = make_weight_net(0, n_classes=N_CLASSES)
+    X, y, X_meta, y_meta = make_data(0)
+    X, X_meta = meta_nets.sparse_rows(X, 0), meta_nets.sparse_rows(X_meta, 1)
+    before = copy.deepcopy(net.state_dict())
+    grads = meta_weight_net_gradient(net, weight_net, X, y, X_meta, y_meta, lr=LR)
+    for name, value in net.state_dict().items():
+        assert torch.equal(value, before[name]), name
+    expected = double_backward_gradient(
+        twin, weight_net, X.to_dense(), y, X_meta.to_dense(), y_meta, LR
+    )
+    for g, e in zip(grads, expected, strict=True):
+        torch.testing.assert_close(g, e, atol=1e-10, rtol=1e-8)
+
+
 def test_networks_left_untouched():
     net, weight_net = make_mlp(0), make_weight_net(0)
     X, y, X_meta, y_meta = make_data(0)
