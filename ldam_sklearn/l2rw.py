@@ -45,8 +45,10 @@ class BaseMetaSetClassifier(BaseNetClassifier):
 
     @property
     def _sparse_first_layer(self) -> bool:
-        # Only the layerwise route takes SparseLinear's sparse gradients.
-        return self.weight_method in ("auto", "layerwise")
+        # Only the layerwise route takes SparseLinear's sparse gradients, and
+        # it needs plain linear layers: no cosine head (base_loss="ldam").
+        module_kwargs = {**self._default_module_kwargs(), **self.get_params_for("module")}
+        return self.weight_method in ("auto", "layerwise") and not module_kwargs.get("cosine_head")
 
     def __init__(
         self,
@@ -281,7 +283,8 @@ class L2RWClassifier(BaseMetaSetClassifier):
         ``torch.func`` route otherwise. The layer-structured route also takes
         the :class:`~ldam_sklearn.modules.SparseLinear` first layer that the
         default network gets for sparse training data, whose cost follows the
-        non-zeros; with ``"jvp"`` or ``"lookahead"`` that layer is an
+        non-zeros; with ``"jvp"`` or ``"lookahead"`` (or ``base_loss="ldam"``,
+        whose cosine head takes the generic route) that layer is an
         ``nn.Linear``, whose cost follows the number of features.
     weighting : {"sign", "exact"}, default="sign"
         ``"sign"``: every example the meta gradient agrees with keeps its

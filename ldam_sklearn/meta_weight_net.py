@@ -146,7 +146,7 @@ class _MetaStep(NamedTuple):
     prior: Tensor  # p_i
     weights: Tensor  # w_i(Θ) of the look-ahead, detached
     weighted_loss: Callable[[Tensor], Tensor] | None  # layerwise reuse, as in meta_weighted_loss
-    lookahead_loss: Tensor | None  # layerwise: Σ_i w_i(Θ) ℓ_i, the look-ahead's gradient attached
+    lookahead_grads: dict[Tensor, Tensor] | None  # layerwise: ∇θ Σ_i w_i(Θ) ℓ_i, by parameter
     logits: Tensor | None
 
 
@@ -255,10 +255,9 @@ def _meta_step(
         by_param = _layerwise_gradients(records, weights.detach())
         step = [by_param.get(p) for p in params.values()]
         weighted_loss = functools.partial(_layerwise_weighted_loss, losses, records)
-        lookahead_loss = _preset_weighted_loss(losses, weights.detach(), by_param)
     else:
         live = _per_example_losses(loss_fn, _isolated_forward(module, X, params), y)
-        losses, logits, weighted_loss, lookahead_loss = live.detach(), None, None, None
+        losses, logits, weighted_loss, by_param = live.detach(), None, None, None
         prior = _prior(sample_weight, losses)
         weights = _example_weights(weight_net, losses, y, prior)
         step = torch.autograd.grad(
@@ -302,7 +301,7 @@ def _meta_step(
         prior,
         weights.detach(),
         weighted_loss,
-        lookahead_loss,
+        by_param,
         logits,
     )
 
@@ -648,8 +647,9 @@ class MetaWeightNetClassifier(BaseMetaSetClassifier):
         self.weight_optimizer_.step()
         if self.real_step_weights == "lookahead":
             weights = step.weights.float()
-            if step.lookahead_loss is not None:
-                return _WeightedStep(step.lookahead_loss, weights, step.logits, step.meta_loss)
+            if step.lookahead_grads is not None:
+                loss = _preset_weighted_loss(step.losses, weights, step.lookahead_grads)
+                return _WeightedStep(loss, weights, step.logits, step.meta_loss)
         else:
             with torch.no_grad():
                 weights = _example_weights(self.weight_net_, step.losses, y, step.prior).float()

@@ -259,6 +259,7 @@ def _sparse_problem(n_samples=400, n_features=300, seed=0):
         (L2RWClassifier, {}, SparseLinear),
         (MetaWeightNetClassifier, {}, SparseLinear),
         (L2RWClassifier, {"weight_method": "jvp"}, nn.Linear),
+        (L2RWClassifier, {"base_loss": "ldam"}, nn.Linear),
     ],
     ids=[
         "default",
@@ -270,6 +271,7 @@ def _sparse_problem(n_samples=400, n_features=300, seed=0):
         "l2rw",
         "mwnet",
         "jvp",
+        "l2rw-ldam",
     ],
 )
 def test_sparse_training_data_chooses_the_first_layer(Estimator, params, first_layer):
