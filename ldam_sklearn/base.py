@@ -126,7 +126,8 @@ class BaseNetClassifier(NeuralNetClassifier):
         :class:`~ldam_sklearn.modules.SparseLinear`, whose cost follows the
         non-zeros rather than the number of features
         (``module__sparse_input=False`` keeps ``nn.Linear``, as do the meta
-        estimators' ``weight_method="jvp"`` and ``"lookahead"``).
+        estimators' ``weight_method="jvp"`` and ``"lookahead"`` and their
+        ``base_loss="ldam"``).
     criterion : torch.nn.Module class or instance, default=None
         ``None`` lets the subclass choose. A class whose ``__init__`` takes
         ``class_counts`` receives the training class counts.
