@@ -291,11 +291,16 @@ def test_tau_is_chosen_only_by_the_tabular_recipe(imbalanced_data, monkeypatch, 
         assert clf.posthoc_tau_ == 0.0
 
 
-def test_tau_is_not_chosen_for_classes_of_fewer_than_five_rows():
+def test_tau_is_not_chosen_unless_two_classes_have_two_rows(monkeypatch):
     X = np.random.RandomState(0).randn(40, 3)
-    y = np.r_[np.zeros(36, int), np.ones(4, int)]
+    y = np.r_[np.zeros(39, int), np.ones(1, int)]
+    fitted = []
+    original = BaseNetClassifier.fit
+    monkeypatch.setattr(
+        BaseNetClassifier, "fit", lambda self, *a, **k: fitted.append(1) or original(self, *a, **k)
+    )
     clf = LDAMDRWClassifier(**{**FAST, "max_epochs": 2}).fit(X, y)
-    assert clf.posthoc_tau_ == 0.0
+    assert len(fitted) == 1 and clf.posthoc_tau_ == 0.0
 
 
 def _sparse_text(n_rows=300, n_classes=3, seed=0):
@@ -347,27 +352,44 @@ def test_sparse_rules_leave_given_values_dense_input_and_the_paper_recipe_alone(
     assert dense.optimizer_.param_groups[0]["weight_decay"] == 5e-3
 
 
-def test_tau_is_chosen_on_sparse_input_with_classes_of_fewer_than_five_rows(monkeypatch):
+@pytest.mark.parametrize("sparse", [True, False])
+def test_tau_is_chosen_with_classes_of_two_rows_and_singletons_stay_whole(monkeypatch, sparse):
     X, y = _sparse_text()
     y[:3] = 3  # a fourth class of 3 rows
+    y[3] = 4  # and a fifth of one row
     fitted = []
     original = BaseNetClassifier.fit
 
     def spy(self, X, y, **kwargs):
-        fitted.append(np.bincount(y, minlength=4))
+        fitted.append(np.bincount(y, minlength=5))
         return original(self, X, y, **kwargs)
 
     monkeypatch.setattr(BaseNetClassifier, "fit", spy)
+    X = X if sparse else X.toarray()
     LDAMDRWClassifier(max_epochs=20, random_state=0).fit(X, y)
     counts = np.bincount(y)
-    # The first fit keeps all 3 rows of the small class and 80 % of the others.
-    assert fitted[0][3] == 3
+    # The first fit has the single row and 80 % of the others, at least one
+    # row of each class.
+    assert fitted[0][4] == 1 and 1 <= fitted[0][3] <= 3
     np.testing.assert_allclose(fitted[0][:3], 0.8 * counts[:3], atol=1)
     np.testing.assert_array_equal(fitted[1], counts)
-    # Dense input with such a class is not held out from.
-    fitted.clear()
-    clf = LDAMDRWClassifier(max_epochs=2, random_state=0).fit(X.toarray(), y)
-    assert len(fitted) == 1 and clf.posthoc_tau_ == 0.0
+
+
+def test_hold_out_has_as_many_rows_as_classes_when_the_classes_are_many_and_small(monkeypatch):
+    X = np.random.RandomState(0).randn(24, 3)
+    y = np.r_[np.zeros(6, int), np.repeat(np.arange(1, 10), 2)]  # 20 % would be 5 rows
+    fitted = []
+    original = BaseNetClassifier.fit
+
+    def spy(self, X, y, **kwargs):
+        fitted.append(np.bincount(y, minlength=10))
+        return original(self, X, y, **kwargs)
+
+    monkeypatch.setattr(BaseNetClassifier, "fit", spy)
+    LDAMDRWClassifier(**{**FAST, "max_epochs": 2}).fit(X, y)
+    # Ten rows held out (a stratified split refuses fewer than the classes),
+    # and the first fit still sees every class.
+    assert fitted[0].sum() == 14 and fitted[0].min() >= 1
 
 
 def test_best_posthoc_tau_scores_the_classes_present_without_warnings():
