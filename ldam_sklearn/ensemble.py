@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numbers
+import warnings
 
 import numpy as np
 import scipy.sparse as sp
@@ -35,6 +36,10 @@ _MEMBER_EPOCHS = 40
 #: spectrometer) and cost up to 5 points on the sets with more than 12 (e.g.
 #: mammography, us_crime, thyroid_sick); 8 lies in that gap.
 _ROWS_PER_FEATURE = 8
+
+#: Fewest rows of a class for its rows to be spread over the folds and
+#: scored out of fold; a class of one row goes to every member.
+_MIN_SPLIT_CLASS = 2
 
 
 class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
@@ -113,9 +118,11 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
     the rule costs: 0.380 against 0.404 with tabular members (mean of 3
     seeds).
 
-    Rows of a class with fewer than ``n_members`` rows go to every member and
-    are not scored out of fold; the strength is chosen on the other classes'
-    rows, and only when at least two classes have ``n_members`` rows or more
+    The rows of a class with fewer rows than ``n_members`` (but at least
+    two) go to different folds, so that every member trains on some of them
+    and each is scored out of fold. A class of a single row goes to every
+    member and is not scored; the strength is chosen on the other classes'
+    rows, and only when at least two classes have two rows or more
     (otherwise every member trains on all rows and ``posthoc_tau_`` is 0).
 
     References
@@ -202,12 +209,16 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         )
         rng = check_random_state(self.random_state)
         seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_members + 1)
-        splittable = self.class_counts_[y_enc] >= self.n_members
+        splittable = self.class_counts_[y_enc] >= _MIN_SPLIT_CLASS
         rows = np.flatnonzero(splittable)
         adjust = self.choose_tau and len(np.unique(y_enc[rows])) > 1
         if adjust:
             cv = StratifiedKFold(self.n_members, shuffle=True, random_state=seeds[-1])
-            splits = [(rows[a], rows[b]) for a, b in cv.split(rows, y_enc[rows])]
+            with warnings.catch_warnings():
+                # Classes of fewer rows than folds are meant: their rows go
+                # to different folds, so every member still sees the class.
+                warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+                splits = [(rows[a], rows[b]) for a, b in cv.split(rows, y_enc[rows])]
         else:
             splits = [(rows, rows[:0])] * self.n_members
         everywhere = np.flatnonzero(~splittable)

@@ -50,22 +50,34 @@ def test_each_row_is_held_out_by_one_member_and_tau_is_chosen_on_those_rows():
     assert clf.posthoc_tau_ == best_posthoc_tau(log_proba, y, counts)
 
 
-def test_rows_of_classes_smaller_than_the_ensemble_go_to_every_member():
+def test_rows_of_small_classes_are_spread_over_the_folds_and_single_rows_go_everywhere():
     X, y = make_data(200, weights=(0.8, 0.18, 0.02))
     rare = np.flatnonzero(y == 2)[:3]
     keep = np.r_[np.flatnonzero(y != 2), rare]
     X, y = _with_ids(X[keep]), y[keep]
+    y[0] = 3  # a class of a single row
     X[:, -1] = np.arange(len(y))
     clf = CrossFitEnsembleClassifier(RowRecorder(), n_members=5, random_state=0).fit(X, y)
     rare_rows = np.flatnonzero(y == 2)
+    held_by = np.zeros(len(y), int)
+    log_proba = np.zeros((len(y), 4))
     for member in clf.estimators_:
-        assert set(rare_rows) <= set(member.rows_)
-        np.testing.assert_array_equal(member.classes_, [0, 1, 2])
+        np.testing.assert_array_equal(member.classes_, [0, 1, 2, 3])
+        assert 0 in member.rows_ and len(set(rare_rows) & set(member.rows_)) >= 2
+        held = np.setdiff1d(np.arange(len(y)), member.rows_)
+        held_by[held] += 1
+        log_proba[held] = np.log(member.predict_proba(X[held]))
+    # Each of the 3 rows of the small class is held out by one member.
+    assert held_by[0] == 0 and (held_by[1:] == 1).all()
+    scored = np.arange(1, len(y))
+    expected = best_posthoc_tau(log_proba[scored], y[scored], np.bincount(y))
+    assert clf.posthoc_tau_ == expected
 
 
 def test_without_two_splittable_classes_every_member_trains_on_all_rows():
     X, y = make_data(60, weights=(0.95, 0.05))
-    y[np.flatnonzero(y == 1)[3:]] = 0
+    y[:] = 0
+    y[0] = 1  # the only other class has a single row
     X = _with_ids(X)
     clf = CrossFitEnsembleClassifier(RowRecorder(), n_members=5, random_state=0).fit(X, y)
     assert clf.posthoc_tau_ == 0.0
