@@ -110,7 +110,7 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
     -----
     On the 21 sets of the development suite (``benchmarks/bench_real.py``,
     3-fold CV, behind ``StandardScaler``), the default had the best mean
-    balanced accuracy, 0.863, against 0.856 for imbalanced-learn's
+    balanced accuracy, 0.862, against 0.856 for imbalanced-learn's
     ``BalancedRandomForestClassifier`` and 0.853 with tabular members
     everywhere (better on 14 sets, worse on 4; docs/quality.md). Its
     members trained with the paper's recipe on 18 of the 21 sets. On the
