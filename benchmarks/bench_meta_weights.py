@@ -33,6 +33,7 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
+from _ratios import paired_ratio
 from torch import nn
 
 from ldam_sklearn import L2RWClassifier, LDAMDRWClassifier, MetaWeightNetClassifier
@@ -215,12 +216,7 @@ def run_epochs(
         "rounds": rounds,
         "threads": torch.get_num_threads(),
         "seconds_per_epoch": seconds,
-        # Each round's ratio to that round's ERM epoch: load that drifts
-        # between rounds cancels, which a ratio of the medians leaves in.
-        "ratio_to_erm": {
-            name: statistics.median(t / e for t, e in zip(ts, times["erm"], strict=True))
-            for name, ts in times.items()
-        },
+        "ratio_to_erm": {name: paired_ratio(ts, times["erm"]) for name, ts in times.items()},
         "all_seconds": times,
     }
 
@@ -261,10 +257,7 @@ def run_sparse_epochs(
                 times[name].append((time.perf_counter() - start) / epochs)
         result[n_features] = {
             "seconds_per_epoch": {name: statistics.median(ts) for name, ts in times.items()},
-            "ratio_to_erm": {
-                name: statistics.median(t / e for t, e in zip(ts, times["erm"], strict=True))
-                for name, ts in times.items()
-            },
+            "ratio_to_erm": {name: paired_ratio(ts, times["erm"]) for name, ts in times.items()},
         }
     return result
 
