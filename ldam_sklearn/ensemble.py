@@ -9,6 +9,7 @@ import numpy as np
 import scipy.sparse as sp
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.model_selection import StratifiedKFold
 from sklearn.utils import _safe_indexing, check_random_state, get_tags
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
@@ -20,6 +21,7 @@ from sklearn.utils.validation import (
     validate_data,
 )
 
+from .callbacks import warn_single_class
 from .ldam_drw import LDAMDRWClassifier, best_posthoc_tau
 from .utils.validation import check_bool
 
@@ -36,6 +38,12 @@ _MEMBER_EPOCHS = 40
 #: spectrometer) and cost up to 5 points on the sets with more than 12 (e.g.
 #: mammography, us_crime, thyroid_sick); 8 lies in that gap.
 _ROWS_PER_FEATURE = 8
+
+#: The warning of a member whose own, unadjusted, predictions are a single
+#: class: on the development suite most paper-recipe members predict the
+#: majority class before the adjustment, which the ensemble's post-hoc
+#: ``tau`` then shifts. The ensemble checks its own predictions instead.
+_MEMBER_SINGLE_CLASS = r".*predicted class .* for every training row"
 
 #: Fewest rows of a class for its rows to be spread over the folds and
 #: scored out of fold; a class of one row goes to every member.
@@ -250,11 +258,16 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         self.posthoc_tau_ = (
             best_posthoc_tau(log_proba[rows], y_enc[rows], self.class_counts_) if adjust else 0.0
         )
+        predicted = np.unique(np.argmax(self._adjusted(X), axis=1))
+        if len(predicted) == 1 and len(self.classes_) > 1:
+            warn_single_class(self, int(predicted[0]), f"post-hoc tau {self.posthoc_tau_:g}")
         return self
 
     def _adjusted_log_proba(self, X) -> np.ndarray:
         check_is_fitted(self)
-        X = validate_data(self, X, accept_sparse=("csr", "csc"), reset=False)
+        return self._adjusted(validate_data(self, X, accept_sparse=("csr", "csc"), reset=False))
+
+    def _adjusted(self, X) -> np.ndarray:
         mean = np.mean([_log_proba(member, X) for member in self.estimators_], axis=0)
         prior = self.class_counts_ / self.class_counts_.sum()
         return mean - self.posthoc_tau_ * np.log(prior)
@@ -296,7 +309,9 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
 def _fit_member(member, X, y, train, held, sample_weight):
     """The member fitted on the ``train`` rows, and its log-probabilities of the ``held`` rows."""
     weights = {} if sample_weight is None else {"sample_weight": sample_weight[train]}
-    member.fit(_safe_indexing(X, train), y[train], **weights)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", _MEMBER_SINGLE_CLASS, ConvergenceWarning)
+        member.fit(_safe_indexing(X, train), y[train], **weights)
     scores = _log_proba(member, _safe_indexing(X, held)) if len(held) else None
     return member, scores
 

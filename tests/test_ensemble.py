@@ -1,4 +1,5 @@
 import pickle
+import warnings
 
 import numpy as np
 import pytest
@@ -8,6 +9,8 @@ from imblearn.over_sampling import RandomOverSampler
 from imblearn.pipeline import make_pipeline as make_imb_pipeline
 from scipy.special import softmax
 from sklearn.datasets import make_classification
+from sklearn.dummy import DummyClassifier
+from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.linear_model import LogisticRegression
 from sklearn.model_selection import GridSearchCV
@@ -16,6 +19,7 @@ from sklearn.preprocessing import StandardScaler
 from sklearn.svm import LinearSVC
 
 from ldam_sklearn import CrossFitEnsembleClassifier, LDAMDRWClassifier
+from ldam_sklearn.callbacks import warn_single_class
 from ldam_sklearn.ldam_drw import best_posthoc_tau
 
 
@@ -79,7 +83,9 @@ def test_without_two_splittable_classes_every_member_trains_on_all_rows():
     y[:] = 0
     y[0] = 1  # the only other class has a single row
     X = _with_ids(X)
-    clf = CrossFitEnsembleClassifier(RowRecorder(), n_members=5, random_state=0).fit(X, y)
+    # The members predict the majority for all rows, and the ensemble says so.
+    with pytest.warns(ConvergenceWarning, match="predicted class 0 for every training row"):
+        clf = CrossFitEnsembleClassifier(RowRecorder(), n_members=5, random_state=0).fit(X, y)
     assert clf.posthoc_tau_ == 0.0
     assert all(len(member.rows_) == len(y) for member in clf.estimators_)
 
@@ -189,6 +195,32 @@ def test_grid_search_pickle_and_imblearn_pipeline():
     restored = pickle.loads(pickle.dumps(search.best_estimator_))
     np.testing.assert_allclose(
         restored.predict_proba(X), search.best_estimator_.predict_proba(X), rtol=1e-6
+    )
+
+
+class WarnsSingleClass(LogisticRegression):
+    """Logistic regression that warns, as a collapsed network does, that it predicts one class."""
+
+    def fit(self, X, y, sample_weight=None):
+        super().fit(X, y, sample_weight=sample_weight)
+        warn_single_class(self, 0, "training loss 9.9")
+        return self
+
+
+def test_members_single_class_warnings_give_way_to_the_ensembles_own_check():
+    X, y = make_data(200, weights=(0.8, 0.2))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        clf = CrossFitEnsembleClassifier(WarnsSingleClass(), n_members=3, random_state=0)
+        assert len(np.unique(clf.fit(X, y).predict(X))) == 2
+    constant = CrossFitEnsembleClassifier(
+        DummyClassifier(strategy="prior"), n_members=3, choose_tau=False
+    )
+    with pytest.warns(ConvergenceWarning) as caught:
+        constant.fit(X, y)
+    assert len(caught) == 1
+    assert str(caught[0].message).startswith(
+        "CrossFitEnsembleClassifier predicted class 0 for every training row (post-hoc tau 0)"
     )
 
 
