@@ -324,7 +324,7 @@ class LDAMDRWClassifier(BaseNetClassifier):
         warm = self.warm_start and self.initialized_
         tau = self.posthoc_tau_ if warm else 0.0
         with self._epoch_budget(X, warm):
-            if not warm and self._chooses_tau(X, y, sample_weight):
+            if not warm and self._chooses_tau(y, sample_weight):
                 tau = self._choose_tau(X, y, sample_weight, fit_params)
             # A fresh module starts without adjustment, a warm one keeps its own.
             super().fit(X, y, sample_weight=sample_weight, **fit_params)
@@ -372,7 +372,7 @@ class LDAMDRWClassifier(BaseNetClassifier):
         finally:
             self.max_epochs = max_epochs
 
-    def _chooses_tau(self, X, y, sample_weight) -> bool:
+    def _chooses_tau(self, y, sample_weight) -> bool:
         if self.recipe != "tabular" or not self.choose_tau or self.loss == "logit_adjusted_posthoc":
             return False
         y = np.asarray(y)
