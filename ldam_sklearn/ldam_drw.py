@@ -157,10 +157,11 @@ class LDAMDRWClassifier(BaseNetClassifier):
           0, 0.25, ..., 4, keeps the ``tau`` of the best balanced accuracy
           (the one closest to 1 among ties, 1 being the theoretical
           optimum for calibrated probabilities), and the model is then
-          refitted on all rows (fit costs about 1.8 times as much). The
-          rows of a class with a single row all go to the first fit (``tau``
-          is chosen on the other classes' rows); the choice is skipped when
-          fewer than two classes have two rows or more, for
+          refitted on all rows (fit costs about 1.8 times as much). Only
+          rows of positive ``sample_weight`` are held out, from classes of
+          two such rows or more; the other rows all go to the first fit.
+          The choice is skipped when fewer than two classes have two such
+          rows, for
           ``loss="logit_adjusted_posthoc"`` (whose ``tau`` is given), and
           in ``partial_fit`` and warm-started fits, which keep the current
           ``posthoc_tau_``. The ``callbacks`` given and the ``verbose`` log
@@ -377,23 +378,26 @@ class LDAMDRWClassifier(BaseNetClassifier):
             return False
         y = np.asarray(y)
         weights = None if sample_weight is None else np.asarray(sample_weight)
-        if y.ndim != 1 or (weights is not None and weights.shape != y.shape):
+        if (
+            y.ndim != 1
+            or weights is not None
+            and (weights.shape != y.shape or not np.issubdtype(weights.dtype, np.number))
+        ):
             # Left to fit's validation, which rejects such input by name.
             return False
-        _, counts = np.unique(y, return_counts=True)
-        return (counts >= _MIN_HELD_CLASS).sum() > 1
+        return (_holdable_rows(y, sample_weight)[2] >= _MIN_HELD_CLASS).sum() > 1
 
     def _choose_tau(self, X, y, sample_weight, fit_params) -> float:
         """Fit on a stratified share of the rows; the best tau on the rest.
 
-        The rows of classes with fewer than ``_MIN_HELD_CLASS`` rows all
-        stay in the first fit, and tau is chosen on the other classes'
-        held-out rows.
+        Only rows of positive weight are held out, from the classes with at
+        least ``_MIN_HELD_CLASS`` of them; the other rows all stay in the
+        first fit, and tau is chosen on the held-out rows.
         """
         y = np.asarray(y)
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
-        _, inverse, counts = np.unique(y, return_inverse=True, return_counts=True)
-        held_out = counts[inverse] >= _MIN_HELD_CLASS
+        weighted, inverse, counts = _holdable_rows(y, sample_weight)
+        held_out = weighted & (counts[inverse] >= _MIN_HELD_CLASS)
         rows = np.flatnonzero(held_out)
         # A stratified split refuses fewer held-out rows than classes, which
         # many small classes can outnumber.
@@ -476,6 +480,18 @@ class LDAMDRWClassifier(BaseNetClassifier):
             added.append(("gradient_clipping", SparseGradientNormClipping(_MAX_GRAD_NORM)))
         # Before print_log, so that its table shows this epoch's entries.
         return callbacks[:-1] + added + callbacks[-1:]
+
+
+def _holdable_rows(y: np.ndarray, sample_weight) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows of positive weight, each row's class index, and the first's count per class.
+
+    A zero-weight row trains nothing: held out, it could leave the first fit
+    without weight, or with the weight of a single class.
+    """
+    weighted = np.ones(len(y), bool) if sample_weight is None else np.asarray(sample_weight) > 0
+    _, inverse = np.unique(y, return_inverse=True)
+    counts = np.bincount(inverse[weighted], minlength=inverse.max(initial=-1) + 1)
+    return weighted, inverse, counts
 
 
 def best_posthoc_tau(log_proba: np.ndarray, labels: np.ndarray, class_counts: np.ndarray) -> float:

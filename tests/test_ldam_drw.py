@@ -375,6 +375,35 @@ def test_tau_is_chosen_with_classes_of_two_rows_and_singletons_stay_whole(monkey
     np.testing.assert_array_equal(fitted[1], counts)
 
 
+@pytest.mark.parametrize("seed", range(5))
+def test_hold_out_takes_rows_of_positive_weight_only(monkeypatch, seed):
+    X = np.random.RandomState(seed).randn(20, 3)
+    y = np.r_[np.zeros(14, int), np.ones(6, int)]
+    # Two class-1 rows weigh something: the hold-out may take one of them,
+    # never a zero-weight row, so the first fit keeps weight in both classes
+    # (it used to fail when the hold-out took the only one).
+    sample_weight = np.r_[np.ones(14), [1.0, 1.0], np.zeros(4)]
+    fitted = []
+    original = BaseNetClassifier.fit
+
+    def spy(self, X, y, sample_weight=None, **kwargs):
+        fitted.append((np.bincount(y[sample_weight > 0], minlength=2), (sample_weight == 0).sum()))
+        return original(self, X, y, sample_weight=sample_weight, **kwargs)
+
+    monkeypatch.setattr(BaseNetClassifier, "fit", spy)
+    clf = LDAMDRWClassifier(**{**FAST, "max_epochs": 2, "random_state": seed})
+    clf.fit(X, y, sample_weight=sample_weight)
+    # 4 of the 16 rows of positive weight held out, at most one of class 1.
+    (first_positive, first_zeros), (all_positive, _) = fitted
+    assert first_positive.sum() == 12 and first_positive[1] >= 1 and first_zeros == 4
+    np.testing.assert_array_equal(all_positive, [14, 2])
+    # One positive class-1 row is too few to hold out from: no choice.
+    sample_weight[15] = 0.0
+    fitted.clear()
+    LDAMDRWClassifier(**{**FAST, "max_epochs": 2}).fit(X, y, sample_weight=sample_weight)
+    assert len(fitted) == 1
+
+
 def test_hold_out_has_as_many_rows_as_classes_when_the_classes_are_many_and_small(monkeypatch):
     X = np.random.RandomState(0).randn(24, 3)
     y = np.r_[np.zeros(6, int), np.repeat(np.arange(1, 10), 2)]  # 20 % would be 5 rows
