@@ -129,8 +129,9 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
     The rows of a class with fewer rows than ``n_members`` (but at least
     two) go to different folds, so that every member trains on some of them
     and each is scored out of fold. A class of a single row goes to every
-    member and is not scored; the strength is chosen on the other classes'
-    rows, and only when at least two classes have two rows or more
+    member and is not scored, as do rows of zero ``sample_weight`` (only rows
+    of positive weight are counted here); the strength is chosen on the
+    other rows, and only when at least two classes have two rows or more
     (otherwise every member trains on all rows and ``posthoc_tau_`` is 0).
 
     References
@@ -217,7 +218,11 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         )
         rng = check_random_state(self.random_state)
         seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_members + 1)
-        splittable = self.class_counts_[y_enc] >= _MIN_SPLIT_CLASS
+        # Zero-weight rows train nothing and go to every member: a fold of
+        # them alone could leave a member without weight in a class.
+        weighted = np.ones(len(y), bool) if sample_weight is None else sample_weight > 0
+        positive = np.bincount(y_enc[weighted], minlength=len(self.classes_))
+        splittable = weighted & (positive[y_enc] >= _MIN_SPLIT_CLASS)
         rows = np.flatnonzero(splittable)
         adjust = self.choose_tau and len(np.unique(y_enc[rows])) > 1
         if adjust:

@@ -78,6 +78,25 @@ def test_rows_of_small_classes_are_spread_over_the_folds_and_single_rows_go_ever
     assert clf.posthoc_tau_ == expected
 
 
+class WeightRecorder(RowRecorder):
+    def fit(self, X, y, sample_weight=None):
+        self.positive_ = np.bincount(y[sample_weight > 0], minlength=2)
+        return super().fit(X, y, sample_weight=sample_weight)
+
+
+def test_zero_weight_rows_go_to_every_member_and_each_keeps_weight_in_every_class():
+    X, y = make_data(60, weights=(0.8, 0.2))
+    X = _with_ids(X)
+    sample_weight = np.ones(len(y))
+    minority = np.flatnonzero(y == 1)
+    sample_weight[minority[2:]] = 0.0  # two minority rows of weight, the rest none
+    clf = CrossFitEnsembleClassifier(WeightRecorder(), n_members=5, random_state=0)
+    clf.fit(X, y, sample_weight=sample_weight)
+    for member in clf.estimators_:
+        assert set(minority[2:]) <= set(member.rows_)
+        assert member.positive_[1] >= 1
+
+
 def test_without_two_splittable_classes_every_member_trains_on_all_rows():
     X, y = make_data(60, weights=(0.95, 0.05))
     y[:] = 0
