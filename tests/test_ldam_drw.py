@@ -249,16 +249,22 @@ def test_best_posthoc_tau_maximises_balanced_accuracy_and_prefers_one_among_ties
     assert best_posthoc_tau(log_proba, np.array([1, 0]), counts) == 0.0
 
 
-def test_tabular_fit_chooses_tau_on_held_out_rows_then_refits_on_all(imbalanced_data, monkeypatch):
-    X, y = imbalanced_data
+def _record_fits(monkeypatch, record=lambda y, sample_weight: len(y)):
+    """Every fit of the network (hold-out fit and refit), as ``record(y, sample_weight)``."""
     fitted = []
     original = BaseNetClassifier.fit
 
-    def spy(self, X, y, **kwargs):
-        fitted.append(len(y))
-        return original(self, X, y, **kwargs)
+    def spy(self, X, y, sample_weight=None, **kwargs):
+        fitted.append(record(np.asarray(y), sample_weight))
+        return original(self, X, y, sample_weight=sample_weight, **kwargs)
 
     monkeypatch.setattr(BaseNetClassifier, "fit", spy)
+    return fitted
+
+
+def test_tabular_fit_chooses_tau_on_held_out_rows_then_refits_on_all(imbalanced_data, monkeypatch):
+    X, y = imbalanced_data
+    fitted = _record_fits(monkeypatch)
     clf = LDAMDRWClassifier(**FAST).fit(X, y)
     assert fitted == [len(y) - round(0.2 * len(y)), len(y)]
     assert clf.posthoc_tau_ in set(np.arange(0, 4.01, 0.25))
@@ -280,11 +286,7 @@ def test_tabular_fit_chooses_tau_on_held_out_rows_then_refits_on_all(imbalanced_
 )
 def test_tau_is_chosen_only_by_the_tabular_recipe(imbalanced_data, monkeypatch, params, n_fits):
     X, y = imbalanced_data
-    fitted = []
-    original = BaseNetClassifier.fit
-    monkeypatch.setattr(
-        BaseNetClassifier, "fit", lambda self, *a, **k: fitted.append(1) or original(self, *a, **k)
-    )
+    fitted = _record_fits(monkeypatch)
     clf = LDAMDRWClassifier(**{**FAST, "max_epochs": 2, **params}).fit(X, y)
     assert len(fitted) == n_fits
     if n_fits == 1:
@@ -294,11 +296,7 @@ def test_tau_is_chosen_only_by_the_tabular_recipe(imbalanced_data, monkeypatch, 
 def test_tau_is_not_chosen_unless_two_classes_have_two_rows(monkeypatch):
     X = np.random.RandomState(0).randn(40, 3)
     y = np.r_[np.zeros(39, int), np.ones(1, int)]
-    fitted = []
-    original = BaseNetClassifier.fit
-    monkeypatch.setattr(
-        BaseNetClassifier, "fit", lambda self, *a, **k: fitted.append(1) or original(self, *a, **k)
-    )
+    fitted = _record_fits(monkeypatch)
     clf = LDAMDRWClassifier(**{**FAST, "max_epochs": 2}).fit(X, y)
     assert len(fitted) == 1 and clf.posthoc_tau_ == 0.0
 
@@ -357,14 +355,7 @@ def test_tau_is_chosen_with_classes_of_two_rows_and_singletons_stay_whole(monkey
     X, y = _sparse_text()
     y[:3] = 3  # a fourth class of 3 rows
     y[3] = 4  # and a fifth of one row
-    fitted = []
-    original = BaseNetClassifier.fit
-
-    def spy(self, X, y, **kwargs):
-        fitted.append(np.bincount(y, minlength=5))
-        return original(self, X, y, **kwargs)
-
-    monkeypatch.setattr(BaseNetClassifier, "fit", spy)
+    fitted = _record_fits(monkeypatch, lambda y, _: np.bincount(y, minlength=5))
     X = X if sparse else X.toarray()
     LDAMDRWClassifier(max_epochs=20, random_state=0).fit(X, y)
     counts = np.bincount(y)
@@ -383,14 +374,9 @@ def test_hold_out_takes_rows_of_positive_weight_only(monkeypatch, seed):
     # never a zero-weight row, so the first fit keeps weight in both classes
     # (it used to fail when the hold-out took the only one).
     sample_weight = np.r_[np.ones(14), [1.0, 1.0], np.zeros(4)]
-    fitted = []
-    original = BaseNetClassifier.fit
-
-    def spy(self, X, y, sample_weight=None, **kwargs):
-        fitted.append((np.bincount(y[sample_weight > 0], minlength=2), (sample_weight == 0).sum()))
-        return original(self, X, y, sample_weight=sample_weight, **kwargs)
-
-    monkeypatch.setattr(BaseNetClassifier, "fit", spy)
+    fitted = _record_fits(
+        monkeypatch, lambda y, w: (np.bincount(y[w > 0], minlength=2), (w == 0).sum())
+    )
     clf = LDAMDRWClassifier(**{**FAST, "max_epochs": 2, "random_state": seed})
     clf.fit(X, y, sample_weight=sample_weight)
     # 4 of the 16 rows of positive weight held out, at most one of class 1.
@@ -407,14 +393,7 @@ def test_hold_out_takes_rows_of_positive_weight_only(monkeypatch, seed):
 def test_hold_out_has_as_many_rows_as_classes_when_the_classes_are_many_and_small(monkeypatch):
     X = np.random.RandomState(0).randn(24, 3)
     y = np.r_[np.zeros(6, int), np.repeat(np.arange(1, 10), 2)]  # 20 % would be 5 rows
-    fitted = []
-    original = BaseNetClassifier.fit
-
-    def spy(self, X, y, **kwargs):
-        fitted.append(np.bincount(y, minlength=10))
-        return original(self, X, y, **kwargs)
-
-    monkeypatch.setattr(BaseNetClassifier, "fit", spy)
+    fitted = _record_fits(monkeypatch, lambda y, _: np.bincount(y, minlength=10))
     LDAMDRWClassifier(**{**FAST, "max_epochs": 2}).fit(X, y)
     # Ten rows held out (a stratified split refuses fewer than the classes),
     # and the first fit still sees every class.
