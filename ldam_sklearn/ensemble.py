@@ -22,7 +22,7 @@ from sklearn.utils.validation import (
 )
 
 from .callbacks import warn_single_class
-from .ldam_drw import LDAMDRWClassifier, best_posthoc_tau
+from .ldam_drw import LDAMDRWClassifier, _holdable_rows, best_posthoc_tau
 from .utils.validation import check_bool
 
 __all__ = ["CrossFitEnsembleClassifier"]
@@ -220,8 +220,7 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_members + 1)
         # Zero-weight rows train nothing and go to every member: a fold of
         # them alone could leave a member without weight in a class.
-        weighted = np.ones(len(y), bool) if sample_weight is None else sample_weight > 0
-        positive = np.bincount(y_enc[weighted], minlength=len(self.classes_))
+        weighted, _, positive = _holdable_rows(y_enc, sample_weight)
         splittable = weighted & (positive[y_enc] >= _MIN_SPLIT_CLASS)
         rows = np.flatnonzero(splittable)
         adjust = self.choose_tau and len(np.unique(y_enc[rows])) > 1
