@@ -736,20 +736,13 @@ class BaseNetClassifier(NeuralNetClassifier):
         proba : ndarray of shape (n_samples, n_classes)
             Rows sum to 1.
         """
-        check_is_fitted(self)
-        X = validate_data(self, X, reset=False, accept_sparse=("csr", "csc"), dtype=np.float32)
-        if sp.issparse(X) and X.format != "csr":
-            X = X.tocsr()
-        batches = BatchIterator(self.get_dataset(X), batch_size=self.batch_size, pad_last=True)
-        with torch_threads(self._thread_count()):
-            outputs = torch.cat([self.evaluation_step(batch) for batch in batches])
-        outputs = outputs[: X.shape[0]]
-        proba = np.empty(outputs.shape, dtype=np.float64)
+        outputs = self._module_outputs(X)
+        proba = np.empty((len(outputs), len(self.classes_)), dtype=np.float64)
         # The float64 softmax runs over large chunks, not per batch: per
         # batch its overhead was a third of the cost of prediction, and over
         # all rows at once its temporaries would be several times the result.
         for start in range(0, len(outputs), _SOFTMAX_ROWS):
-            chunk = outputs[start : start + _SOFTMAX_ROWS].cpu()
+            chunk = outputs[start : start + _SOFTMAX_ROWS]
             logits = self._output_to_logits(chunk).double()
             # Inputs far outside the training range (1e30) can overflow the
             # float32 network to inf, and inf - inf = NaN; a probability
@@ -757,6 +750,17 @@ class BaseNetClassifier(NeuralNetClassifier):
             logits = torch.nan_to_num(logits, nan=0.0, posinf=1e300, neginf=-1e300)
             proba[start : start + _SOFTMAX_ROWS] = torch.softmax(logits, dim=1).numpy()
         return proba
+
+    def _module_outputs(self, X) -> torch.Tensor:
+        """The module's raw outputs for ``X``, on the CPU."""
+        check_is_fitted(self)
+        X = validate_data(self, X, reset=False, accept_sparse=("csr", "csc"), dtype=np.float32)
+        if sp.issparse(X) and X.format != "csr":
+            X = X.tocsr()
+        batches = BatchIterator(self.get_dataset(X), batch_size=self.batch_size, pad_last=True)
+        with torch_threads(self._thread_count()):
+            outputs = torch.cat([self.evaluation_step(batch) for batch in batches])
+        return outputs[: X.shape[0]].cpu()
 
     def predict(self, X) -> np.ndarray:
         """Predicted labels, taken from ``classes_``.

@@ -75,7 +75,7 @@ class BalancedAccuracy(Callback):
     >>> from ldam_sklearn import LDAMDRWClassifier
     >>> from sklearn.datasets import load_iris
     >>> X, y = load_iris(return_X_y=True)
-    >>> clf = LDAMDRWClassifier(max_epochs=3, random_state=0).fit(X, y)
+    >>> clf = LDAMDRWClassifier(recipe="paper", max_epochs=3, random_state=0).fit(X, y)
     >>> len(clf.history[:, "train_bacc"])
     3
     """
@@ -103,6 +103,9 @@ class BalancedAccuracy(Callback):
         end = start + len(labels)
         rows = self._buffer(training, end, y_pred.device)
         rows[0, start:end] = labels
+        if y_pred.ndim == 3:
+            # Packed members (batch, member, class): their mean output.
+            y_pred = y_pred.mean(dim=1)
         torch.argmax(y_pred.detach(), dim=1, out=rows[1, start:end])
         self._filled[training] = end
 
@@ -571,7 +574,11 @@ class SparseGradientNormClipping(GradientNormClipping):
     Parameters
     ----------
     gradient_clip_value : float
-        Largest norm of all gradients together.
+        Largest norm of all gradients together; of each member's, for a net
+        whose module packs ``n_members_`` networks
+        (:class:`~ldam_sklearn.LDAMDRWClassifier`): their gradients are
+        clipped together to ``gradient_clip_value * sqrt(n_members_)``, the
+        norm of that many gradients of norm ``gradient_clip_value``.
     gradient_clip_norm_type : float, default=2
         Order of the norm, as in skorch's callback (``float("inf")`` for the
         largest entry).
@@ -616,7 +623,8 @@ class SparseGradientNormClipping(GradientNormClipping):
             for g in grads
         ]
         total = torch.linalg.vector_norm(torch.stack(norms), order)
-        coef = self.gradient_clip_value / (total + 1e-6)
+        limit = self.gradient_clip_value * math.sqrt(getattr(net, "n_members_", 1))
+        coef = limit / (total + 1e-6)
         if coef < 1:
             for g in grads:
                 g.mul_(coef)

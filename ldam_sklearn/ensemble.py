@@ -10,7 +10,6 @@ import scipy.sparse as sp
 from scipy.special import softmax
 from sklearn.base import BaseEstimator, ClassifierMixin, MetaEstimatorMixin, clone
 from sklearn.exceptions import ConvergenceWarning
-from sklearn.model_selection import StratifiedKFold
 from sklearn.utils import _safe_indexing, check_random_state, get_tags
 from sklearn.utils.multiclass import check_classification_targets, type_of_target
 from sklearn.utils.parallel import Parallel, delayed
@@ -22,7 +21,7 @@ from sklearn.utils.validation import (
 )
 
 from .callbacks import warn_single_class
-from .ldam_drw import LDAMDRWClassifier, _holdable_rows, best_posthoc_tau
+from .ldam_drw import LDAMDRWClassifier, best_posthoc_tau, member_folds
 from .utils.validation import check_bool
 
 __all__ = ["CrossFitEnsembleClassifier"]
@@ -44,10 +43,6 @@ _ROWS_PER_FEATURE = 8
 #: majority class before the adjustment, which the ensemble's post-hoc
 #: ``tau`` then shifts. The ensemble checks its own predictions instead.
 _MEMBER_SINGLE_CLASS = r".*predicted class .* for every training row"
-
-#: Fewest rows of a class for its rows to be spread over the folds and
-#: scored out of fold; a class of one row goes to every member.
-_MIN_SPLIT_CLASS = 2
 
 
 class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstimator):
@@ -81,7 +76,10 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         features, the paper's plain training where they are not (measured on
         the development suite, see Notes). An estimator
         with a ``choose_tau`` parameter (:class:`LDAMDRWClassifier`) is
-        cloned with ``choose_tau=False``: the ensemble chooses the strength.
+        cloned with ``choose_tau=False``: the ensemble chooses the strength;
+        one with ``n_members="auto"`` with ``n_members=1``: one network per
+        member. :class:`LDAMDRWClassifier` itself packs five cross-fitted
+        networks into one module on dense data, which costs less.
     n_members : int, default=5
         Number of members and of folds, at least 2.
     choose_tau : bool, default=True
@@ -170,10 +168,16 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         if self.estimator is None:
             plain = not sp.issparse(X) and X.shape[0] >= _ROWS_PER_FEATURE * X.shape[1]
             recipe = "paper" if plain else "tabular"
-            return LDAMDRWClassifier(max_epochs=_MEMBER_EPOCHS, recipe=recipe, choose_tau=False)
+            return LDAMDRWClassifier(
+                max_epochs=_MEMBER_EPOCHS, recipe=recipe, choose_tau=False, n_members=1
+            )
         member = clone(self.estimator)
-        if "choose_tau" in member.get_params(deep=False):
+        params = member.get_params(deep=False)
+        if "choose_tau" in params:
             member.set_params(choose_tau=False)
+        if params.get("n_members") == "auto":
+            # One network per member: the ensemble is the cross-fitting.
+            member.set_params(n_members=1)
         return member
 
     def _check_params(self) -> None:
@@ -220,20 +224,14 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         seeds = rng.randint(np.iinfo(np.int32).max, size=self.n_members + 1)
         # Zero-weight rows train nothing and go to every member: a fold of
         # them alone could leave a member without weight in a class.
-        weighted, _, positive = _holdable_rows(y_enc, sample_weight)
-        splittable = weighted & (positive[y_enc] >= _MIN_SPLIT_CLASS)
-        rows = np.flatnonzero(splittable)
-        adjust = self.choose_tau and len(np.unique(y_enc[rows])) > 1
-        if adjust:
-            cv = StratifiedKFold(self.n_members, shuffle=True, random_state=seeds[-1])
-            with warnings.catch_warnings():
-                # Classes of fewer rows than folds are meant: their rows go
-                # to different folds, so every member still sees the class.
-                warnings.filterwarnings("ignore", "The least populated class", UserWarning)
-                splits = [(rows[a], rows[b]) for a, b in cv.split(rows, y_enc[rows])]
-        else:
-            splits = [(rows, rows[:0])] * self.n_members
-        everywhere = np.flatnonzero(~splittable)
+        folds = np.full(len(y), -1)
+        if self.choose_tau:
+            folds = member_folds(y_enc, sample_weight, self.n_members, seeds[-1])
+        rows = np.flatnonzero(folds >= 0)
+        adjust = len(rows) > 0
+        splits = [
+            (np.flatnonzero(folds != k), np.flatnonzero(folds == k)) for k in range(self.n_members)
+        ]
         members = []
         for seed in seeds[:-1]:
             member = self._member(X)
@@ -242,9 +240,7 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
             members.append(member)
         # With n_jobs the members are fitted in other processes: keep the copies returned.
         fitted = Parallel(n_jobs=self.n_jobs)(
-            delayed(_fit_member)(
-                member, X, y, np.concatenate([train, everywhere]), held, sample_weight
-            )
+            delayed(_fit_member)(member, X, y, train, held, sample_weight)
             for member, (train, held) in zip(members, splits, strict=True)
         )
         log_proba = np.zeros((len(y), len(self.classes_)))

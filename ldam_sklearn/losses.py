@@ -211,7 +211,10 @@ def _rebuild_class_tensors(module: _ClassWeightedLoss, incompatible_keys) -> Non
 def _clamped(total_weight: torch.Tensor) -> torch.Tensor:
     # A batch whose weights are all zero (zero sample weights) must add
     # nothing rather than 0/0 = NaN, which would poison the parameters.
-    return total_weight.clamp_min(torch.finfo(total_weight.dtype).tiny)
+    # Dividing it by 1 keeps its gradient 0; the smallest float as divisor
+    # made it 0 * inf = NaN once a caller scaled the loss up (packed
+    # members' losses are summed).
+    return torch.where(total_weight > 0, total_weight, 1.0)
 
 
 class _ClassWeightedLoss(nn.Module):

@@ -9,9 +9,10 @@ import numpy as np
 import scipy.sparse as sp
 import torch
 import torch.nn.functional as F
+from tabm import LinearEnsemble
 from torch import nn
 
-__all__ = ["MLP", "CosineLinear", "SparseLinear", "sparse_input_scale"]
+__all__ = ["MLP", "CosineLinear", "CosineLinearEnsemble", "SparseLinear", "sparse_input_scale"]
 
 
 class CosineLinear(nn.Module):
@@ -99,6 +100,53 @@ class CosineLinear(nn.Module):
         # divisor needs no gradient). F.normalize clamps the norm at eps, so an
         # all-zero row gives zeros, not NaN.
         return F.normalize(_by_max_abs(x, dim=1), dim=1) @ weight
+
+
+class CosineLinearEnsemble(nn.Module):
+    """``k`` independent :class:`CosineLinear` layers applied to ``k`` inputs.
+
+    The cosine counterpart of ``tabm.LinearEnsemble`` [1]_: the ``i``-th
+    layer compares the ``i``-th input matrix with its own class columns.
+
+    Parameters
+    ----------
+    in_features : int
+        Size of each input sample.
+    out_features : int
+        Number of classes.
+    k : int
+        Number of layers.
+
+    Attributes
+    ----------
+    weight : torch.nn.Parameter of shape (k, in_features, out_features)
+        One column per class and layer, normalised in every forward pass.
+
+    References
+    ----------
+    .. [1] Y. Gorishniy, A. Kotelnikov, A. Babenko. "TabM: Advancing Tabular
+       Deep Learning with Parameter-Efficient Ensembling", ICLR 2025.
+
+    Examples
+    --------
+    >>> import torch
+    >>> layer = CosineLinearEnsemble(4, 3, k=2)
+    >>> out = layer(torch.randn(5, 2, 4))
+    >>> tuple(out.shape), bool(out.abs().max() <= 1.0)
+    ((5, 2, 3), True)
+    """
+
+    def __init__(self, in_features: int, out_features: int, *, k: int):
+        super().__init__()
+        # Each layer starts as CosineLinear does: unit-norm columns.
+        weight = torch.empty(k, in_features, out_features).uniform_(-1, 1)
+        self.weight = nn.Parameter(F.normalize(weight, dim=1))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Cosines ``(n_samples, k, out_features)`` of ``x`` of ``(n_samples, k, in_features)``."""
+        weight = F.normalize(_by_max_abs(self.weight, dim=1), dim=1)
+        x = F.normalize(_by_max_abs(x, dim=2), dim=2)
+        return (x.transpose(0, 1) @ weight).transpose(0, 1)
 
 
 class SparseLinear(nn.Module):
@@ -350,6 +398,12 @@ class MLP(nn.Module):
         Dense batches work as well. The estimators set it when the training
         ``X`` is sparse and the optimizer supports sparse gradients. Ignored
         for ``hidden_layer_sizes=()``.
+    n_members : int, default=1
+        Number of independent networks packed side by side (TabM's "packed"
+        ensemble [2]_): the first layer is one layer of ``n_members`` times
+        the width, the others ``tabm.LinearEnsemble`` (or
+        :class:`CosineLinearEnsemble`) layers, so all members train in the
+        same matrix products. Above 1 the output gains a member axis.
 
     Attributes
     ----------
@@ -357,8 +411,8 @@ class MLP(nn.Module):
         The hidden layers: ``Linear`` (``SparseLinear`` first with
         ``sparse_input=True``), ``ReLU`` (and ``Dropout``) per entry of
         ``hidden_layer_sizes``; empty for ``hidden_layer_sizes=()``.
-    head : torch.nn.Linear or CosineLinear
-        The output layer, ``n_classes`` outputs.
+    head : torch.nn.Module
+        The output layer, ``n_classes`` outputs (per member).
     input_mean, input_scale : torch.Tensor of shape (n_features,)
         Buffers (saved with the parameters); zeros and ones when not given.
 
@@ -366,6 +420,8 @@ class MLP(nn.Module):
     ----------
     .. [1] K. Cao, C. Wei, A. Gaidon, N. Arechiga, T. Ma. "Learning Imbalanced
        Datasets with Label-Distribution-Aware Margin Loss", NeurIPS 2019.
+    .. [2] Y. Gorishniy, A. Kotelnikov, A. Babenko. "TabM: Advancing Tabular
+       Deep Learning with Parameter-Efficient Ensembling", ICLR 2025.
 
     Examples
     --------
@@ -373,6 +429,9 @@ class MLP(nn.Module):
     >>> net = MLP(n_features=8, n_classes=3, hidden_layer_sizes=(16,))
     >>> tuple(net(torch.randn(4, 8)).shape)
     (4, 3)
+    >>> packed = MLP(n_features=8, n_classes=3, hidden_layer_sizes=(16,), n_members=5)
+    >>> tuple(packed(torch.randn(4, 8)).shape)
+    (4, 5, 3)
     """
 
     def __init__(
@@ -386,6 +445,7 @@ class MLP(nn.Module):
         input_mean=None,
         input_scale=None,
         sparse_input: bool = False,
+        n_members: int = 1,
     ):
         super().__init__()
         # Buffers exist either way, so that saved parameters load into an MLP
@@ -397,16 +457,33 @@ class MLP(nn.Module):
         self.register_buffer("input_scale", scale.to(torch.float32).reshape(n_features))
         self._find_standardization()
         self.register_load_state_dict_post_hook(_refind_standardization)
+        k = n_members
         layers: list[nn.Module] = []
         width = n_features
         for i, size in enumerate(hidden_layer_sizes):
-            linear = SparseLinear if sparse_input and i == 0 else nn.Linear
-            layers += [linear(width, size), nn.ReLU()]
+            if i == 0:
+                # The members' first layers side by side: one product with X.
+                linear = SparseLinear if sparse_input else nn.Linear
+                layers.append(linear(width, k * size))
+                if k > 1:
+                    layers.append(nn.Unflatten(-1, (k, size)))
+            else:
+                linear = nn.Linear(width, size) if k == 1 else LinearEnsemble(width, size, k=k)
+                layers.append(linear)
+            layers.append(nn.ReLU())
             if dropout:
                 layers.append(nn.Dropout(dropout))
             width = size
         self.body = nn.Sequential(*layers)
-        self.head = CosineLinear(width, n_classes) if cosine_head else nn.Linear(width, n_classes)
+        single = CosineLinear if cosine_head else nn.Linear
+        if k == 1:
+            self.head = single(width, n_classes)
+        elif not layers:
+            members = nn.Unflatten(-1, (k, n_classes))
+            self.head = nn.Sequential(single(width, k * n_classes), members)
+        else:
+            ensemble = CosineLinearEnsemble if cosine_head else LinearEnsemble
+            self.head = ensemble(width, n_classes, k=k)
 
     def forward(self, X: torch.Tensor) -> torch.Tensor:
         """Outputs of the network for a batch.
@@ -420,7 +497,8 @@ class MLP(nn.Module):
         -------
         output : torch.Tensor of shape (n_samples, n_classes)
             Logits, or cosine similarities in ``[-1, 1]`` with
-            ``cosine_head=True``.
+            ``cosine_head=True``; of shape ``(n_samples, n_members,
+            n_classes)`` when ``n_members > 1``.
 
         Examples
         --------

@@ -102,7 +102,8 @@ def test_float64_and_int_input_are_cast(imbalanced_data):
 
 def test_default_module_is_sized_from_data(imbalanced_data):
     X, y = imbalanced_data
-    clf = LDAMDRWClassifier(**{**FAST, "module__hidden_layer_sizes": (7, 5)}).fit(X, y)
+    params = {**FAST, "module__hidden_layer_sizes": (7, 5), "n_members": 1}
+    clf = LDAMDRWClassifier(**params).fit(X, y)
     linears = [m for m in clf.module_.modules() if isinstance(m, nn.Linear)]
     assert [(m.in_features, m.out_features) for m in linears] == [(20, 7), (7, 5)]
     assert clf.module_.head.weight.shape == (5, 3)  # cosine head for LDAM: (in, out)
@@ -367,7 +368,7 @@ def test_save_and_load_params(imbalanced_data, tmp_path):
 
 def test_warm_start_and_partial_fit_continue_training(imbalanced_data):
     X, y = imbalanced_data
-    clf = LDAMDRWClassifier(**FAST, warm_start=True).fit(X, y)
+    clf = LDAMDRWClassifier(**FAST, n_members=1, warm_start=True).fit(X, y)
     clf.fit(X, y)
     assert len(clf.history) == 10
     clf.partial_fit(X, y)
@@ -394,7 +395,7 @@ def test_set_params_on_fitted_estimator_reinitialises_on_device(imbalanced_data)
     X, y = imbalanced_data
     clf = LDAMDRWClassifier(**FAST).fit(X, y)
     clf.set_params(module__hidden_layer_sizes=(8,))
-    assert clf.module_.body[0].out_features == 8
+    assert clf.module_.body[0].out_features == 8 * clf.n_members_
     clf.set_params(optimizer__momentum=0.5, callbacks__print_log__sink=print)
     assert clf.optimizer_.param_groups[0]["momentum"] == 0.5
 

@@ -24,7 +24,9 @@ from ldam_sklearn.data import batch_starts
 from ldam_sklearn.losses import class_balanced_weights
 from ldam_sklearn.meta_reweighting import l2rw_example_weights
 
-FAST = {"max_epochs": 10, "random_state": 0, "module__hidden_layer_sizes": (16,)}
+#: One network (not the packed members of the default on dense input): these
+#: tests count its epochs and read its batches' targets.
+FAST = {"max_epochs": 10, "random_state": 0, "module__hidden_layer_sizes": (16,), "n_members": 1}
 FAST_META = {"random_state": 0, "module__hidden_layer_sizes": (16,)}
 
 
@@ -373,6 +375,15 @@ def test_sparse_gradient_clipping_clones_and_clips_to_the_norm_of_its_order(orde
     clipping.on_grad_computed(None, [("dense", dense), ("sparse", sparse)])
     together = torch.cat([dense.grad, sparse.grad.to_dense()])
     assert float(torch.linalg.vector_norm(together, order)) == pytest.approx(1.0, rel=1e-4)
+
+
+def test_gradient_clipping_of_packed_members_allows_each_its_own_norm():
+    packed = SimpleNamespace(n_members_=4)
+    weight = torch.nn.Parameter(torch.zeros(4, 2))
+    weight.grad = torch.full((4, 2), 10.0)
+    SparseGradientNormClipping(1.0).on_grad_computed(packed, [("weight", weight)])
+    # Four members of norm 1 each: norm 2 together.
+    assert float(weight.grad.norm()) == pytest.approx(2.0, rel=1e-4)
 
 
 def test_a_net_with_sparse_gradient_clipping_among_its_callbacks_clones():

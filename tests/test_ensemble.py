@@ -138,12 +138,17 @@ def test_string_labels_and_sample_weight_reach_the_members():
     np.testing.assert_array_equal(clf.classes_, ["cat", "dog", "eel"])
 
 
-def test_ldam_members_leave_the_choice_of_tau_to_the_ensemble():
+def test_ldam_members_leave_the_choice_of_tau_to_the_ensemble_and_are_one_network():
     X, y = make_data(300, weights=(0.85, 0.15))
     member = LDAMDRWClassifier(max_epochs=5, module__hidden_layer_sizes=(16,))
     clf = CrossFitEnsembleClassifier(member, n_members=2, random_state=0).fit(X, y)
-    assert member.choose_tau
+    assert member.choose_tau and member.n_members == "auto"
     assert all(not m.choose_tau and m.posthoc_tau_ == 0.0 for m in clf.estimators_)
+    assert all(m.n_members_ == 1 for m in clf.estimators_)
+    # A number of packed networks the user gives is kept.
+    packed = LDAMDRWClassifier(max_epochs=5, module__hidden_layer_sizes=(16,), n_members=3)
+    clf = CrossFitEnsembleClassifier(packed, n_members=2, random_state=0).fit(X, y)
+    assert all(m.n_members_ == 3 for m in clf.estimators_)
     seeds = {m.random_state for m in clf.estimators_}
     assert len(seeds) == 2
 

@@ -144,7 +144,8 @@ def test_grid_search_in_processes_matches_sequential(Estimator):
 
     best = parallel.best_estimator_
     width = parallel.best_params_["module__hidden_layer_sizes"][0]
-    assert best.module_.body[0].out_features == width
+    # The first layer holds every packed member's (LDAM-DRW's default on dense data).
+    assert best.module_.body[0].out_features == width * getattr(best, "n_members_", 1)
     np.testing.assert_array_equal(
         best.predict_proba(X),
         Estimator(**{**FAST, **parallel.best_params_}).fit(X, y).predict_proba(X),
@@ -236,7 +237,7 @@ def test_clone_unfitted_and_fitted(Estimator):
     np.testing.assert_array_equal(refit.predict_proba(X), before)
     np.testing.assert_array_equal(fitted.predict_proba(X), before)
     refit.set_params(module__hidden_layer_sizes=(8,))
-    assert fitted.module_.body[0].out_features == 16
+    assert fitted.module_.body[0].out_features == 16 * getattr(fitted, "n_members_", 1)
 
 
 @per_estimator

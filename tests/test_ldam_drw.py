@@ -7,6 +7,7 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 import torch
+from sklearn.datasets import make_classification
 from sklearn.exceptions import ConvergenceWarning
 from sklearn.feature_extraction.text import TfidfTransformer
 from sklearn.metrics import balanced_accuracy_score
@@ -15,7 +16,7 @@ from skorch.callbacks import Callback
 
 from ldam_sklearn import LDAMDRWClassifier
 from ldam_sklearn.base import BaseNetClassifier
-from ldam_sklearn.ldam_drw import best_posthoc_tau
+from ldam_sklearn.ldam_drw import best_posthoc_tau, member_folds
 from ldam_sklearn.losses import (
     BalancedSoftmaxLoss,
     CrossEntropyLoss,
@@ -23,9 +24,12 @@ from ldam_sklearn.losses import (
     LDAMLoss,
     LogitAdjustedLoss,
 )
-from ldam_sklearn.modules import CosineLinear
+from ldam_sklearn.modules import CosineLinear, CosineLinearEnsemble
 
 FAST = {"max_epochs": 6, "random_state": 0, "module__hidden_layer_sizes": (16,)}
+#: One network: the hold-out, mixup and clipping of the tabular recipe
+#: (the default on sparse input), without packed members.
+SINGLE = {**FAST, "n_members": 1}
 
 
 @pytest.mark.parametrize(
@@ -41,9 +45,12 @@ FAST = {"max_epochs": 6, "random_state": 0, "module__hidden_layer_sizes": (16,)}
 )
 def test_loss_selects_criterion_and_head(imbalanced_data, loss, criterion, cosine):
     X, y = imbalanced_data
-    clf = LDAMDRWClassifier(loss=loss, **FAST).fit(X, y)
+    clf = LDAMDRWClassifier(loss=loss, **SINGLE).fit(X, y)
     assert type(clf.criterion_) is criterion
     assert isinstance(clf.module_.head, CosineLinear) is cosine
+    np.testing.assert_allclose(clf.predict_proba(X).sum(axis=1), 1.0)
+    packed = LDAMDRWClassifier(loss=loss, **FAST).fit(X, y)
+    assert isinstance(packed.module_.head, CosineLinearEnsemble) is cosine
     np.testing.assert_allclose(clf.predict_proba(X).sum(axis=1), 1.0)
 
 
@@ -72,7 +79,7 @@ def test_ldam_predict_proba_applies_the_scale(imbalanced_data):
 
 def test_posthoc_logit_adjustment_subtracts_log_prior(imbalanced_data):
     X, y = imbalanced_data
-    clf = LDAMDRWClassifier(loss="logit_adjusted_posthoc", schedule="none", tau=1.0, **FAST)
+    clf = LDAMDRWClassifier(loss="logit_adjusted_posthoc", schedule="none", tau=1.0, **SINGLE)
     clf.fit(X, y)
     logits = clf.forward(X.astype(np.float32)).double()
     prior = np.bincount(y) / len(y)
@@ -90,6 +97,9 @@ def test_posthoc_logit_adjustment_subtracts_log_prior(imbalanced_data):
         ({"schedule": "cosine"}, r"schedule='cosine' is not valid; choose one of"),
         ({"recipe": "cifar"}, r"recipe='cifar' is not valid; choose one of"),
         ({"choose_tau": "no"}, r"choose_tau must be True or False, got 'no'"),
+        ({"n_members": 0}, r'n_members must be "auto" or an integer of at least 1, got 0'),
+        ({"n_members": "5"}, r"n_members must be .* got '5'"),
+        ({"n_members": 3, "module": torch.nn.Linear}, "pass n_members=1 with your own module"),
         ({"max_m": -0.1}, "max_m must be a real number >= 0"),
         ({"s": 0}, "s must be a real number > 0"),
         ({"beta": 1.0}, r"beta must be a real number in \[0, 1\)"),
@@ -157,7 +167,7 @@ def test_ldam_learns_short_budgets_on_text_like_data(max_epochs, dense):
 
 def test_tabular_recipe_clips_each_step_and_paper_recipe_does_not(imbalanced_data):
     X, y = imbalanced_data
-    tabular = dict(LDAMDRWClassifier(**FAST).fit(X, y).callbacks_)
+    tabular = dict(LDAMDRWClassifier(**SINGLE).fit(X, y).callbacks_)
     assert tabular["gradient_clipping"].gradient_clip_value == 1.0
     paper = dict(LDAMDRWClassifier(recipe="paper", **FAST).fit(X, y).callbacks_)
     assert "gradient_clipping" not in paper
@@ -177,7 +187,7 @@ def test_tabular_recipe_trains_dense_input_on_mixed_rows(imbalanced_data):
 
     def first_batches(data=X, **params):
         seen.clear()
-        clf = LDAMDRWClassifier(**{**FAST, "max_epochs": 1, **params}, callbacks=[Recorder()])
+        clf = LDAMDRWClassifier(**{**SINGLE, "max_epochs": 1, **params}, callbacks=[Recorder()])
         clf.fit(data, y)
         return torch.cat(seen)
 
@@ -198,7 +208,7 @@ def test_tabular_recipe_trains_dense_input_on_mixed_rows(imbalanced_data):
 
 def test_mixup_loss_weighs_both_labels_by_the_mixing_weight(imbalanced_data, monkeypatch):
     X, y = imbalanced_data
-    clf = LDAMDRWClassifier(loss="ce", schedule="none", **FAST).fit(X, y)
+    clf = LDAMDRWClassifier(loss="ce", schedule="none", **SINGLE).fit(X, y)
     Xb, yb = torch.as_tensor(X[:8], dtype=torch.float32), torch.as_tensor(y[:8])
     torch.manual_seed(0)
     lam = float(torch.distributions.Beta(0.2, 0.2).sample())
@@ -215,7 +225,7 @@ def test_tabular_recipe_sets_the_default_optimizers_weight_decay_only(imbalanced
     X, y = imbalanced_data
 
     def decay(**params):
-        clf = LDAMDRWClassifier(**{**FAST, "max_epochs": 1, **params}).fit(X, y)
+        clf = LDAMDRWClassifier(**{**SINGLE, "max_epochs": 1, **params}).fit(X, y)
         return clf.optimizer_.param_groups[0]["weight_decay"]
 
     assert decay() == 5e-3
@@ -226,7 +236,7 @@ def test_tabular_recipe_sets_the_default_optimizers_weight_decay_only(imbalanced
 
 def test_deferred_reweighting_changes_the_model_at_the_defaults(imbalanced_data):
     X, y = imbalanced_data
-    params = {**FAST, "max_epochs": 30}
+    params = {**SINGLE, "max_epochs": 30}
     drw = LDAMDRWClassifier(**params).fit(X, y)
     plain = LDAMDRWClassifier(schedule="none", **params).fit(X, y)
     switch = int(0.8 * params["max_epochs"])
@@ -265,7 +275,7 @@ def _record_fits(monkeypatch, record=lambda y, sample_weight: len(y)):
 def test_tabular_fit_chooses_tau_on_held_out_rows_then_refits_on_all(imbalanced_data, monkeypatch):
     X, y = imbalanced_data
     fitted = _record_fits(monkeypatch)
-    clf = LDAMDRWClassifier(**FAST).fit(X, y)
+    clf = LDAMDRWClassifier(**SINGLE).fit(X, y)
     assert fitted == [len(y) - round(0.2 * len(y)), len(y)]
     assert clf.posthoc_tau_ in set(np.arange(0, 4.01, 0.25))
     # predict_proba applies the chosen adjustment to the network's logits.
@@ -287,7 +297,7 @@ def test_tabular_fit_chooses_tau_on_held_out_rows_then_refits_on_all(imbalanced_
 def test_tau_is_chosen_only_by_the_tabular_recipe(imbalanced_data, monkeypatch, params, n_fits):
     X, y = imbalanced_data
     fitted = _record_fits(monkeypatch)
-    clf = LDAMDRWClassifier(**{**FAST, "max_epochs": 2, **params}).fit(X, y)
+    clf = LDAMDRWClassifier(**{**SINGLE, "max_epochs": 2, **params}).fit(X, y)
     assert len(fitted) == n_fits
     if n_fits == 1:
         assert clf.posthoc_tau_ == 0.0
@@ -297,7 +307,7 @@ def test_tau_is_not_chosen_unless_two_classes_have_two_rows(monkeypatch):
     X = np.random.RandomState(0).randn(40, 3)
     y = np.r_[np.zeros(39, int), np.ones(1, int)]
     fitted = _record_fits(monkeypatch)
-    clf = LDAMDRWClassifier(**{**FAST, "max_epochs": 2}).fit(X, y)
+    clf = LDAMDRWClassifier(**{**SINGLE, "max_epochs": 2}).fit(X, y)
     assert len(fitted) == 1 and clf.posthoc_tau_ == 0.0
 
 
@@ -344,7 +354,7 @@ def test_sparse_rules_leave_given_values_dense_input_and_the_paper_recipe_alone(
     paper = LDAMDRWClassifier(recipe="paper", max_epochs=4, random_state=0).fit(X, y)
     assert len(paper.history) == 4
     assert paper.optimizer_.param_groups[0]["weight_decay"] == 2e-4
-    dense = LDAMDRWClassifier(max_epochs=4, random_state=0).fit(X.toarray(), y)
+    dense = LDAMDRWClassifier(max_epochs=4, n_members=1, random_state=0).fit(X.toarray(), y)
     assert len(dense.history) == 4
     assert [m.out_features for m in dense.module_.body if hasattr(m, "out_features")] == [256, 256]
     assert dense.optimizer_.param_groups[0]["weight_decay"] == 5e-3
@@ -357,7 +367,7 @@ def test_tau_is_chosen_with_classes_of_two_rows_and_singletons_stay_whole(monkey
     y[3] = 4  # and a fifth of one row
     fitted = _record_fits(monkeypatch, lambda y, _: np.bincount(y, minlength=5))
     X = X if sparse else X.toarray()
-    LDAMDRWClassifier(max_epochs=20, random_state=0).fit(X, y)
+    LDAMDRWClassifier(max_epochs=20, n_members=1, random_state=0).fit(X, y)
     counts = np.bincount(y)
     # The first fit has the single row and 80 % of the others, at least one
     # row of each class.
@@ -377,7 +387,7 @@ def test_hold_out_takes_rows_of_positive_weight_only(monkeypatch, seed):
     fitted = _record_fits(
         monkeypatch, lambda y, w: (np.bincount(y[w > 0], minlength=2), (w == 0).sum())
     )
-    clf = LDAMDRWClassifier(**{**FAST, "max_epochs": 2, "random_state": seed})
+    clf = LDAMDRWClassifier(**{**SINGLE, "max_epochs": 2, "random_state": seed})
     clf.fit(X, y, sample_weight=sample_weight)
     # 4 of the 16 rows of positive weight held out, at most one of class 1.
     (first_positive, first_zeros), (all_positive, _) = fitted
@@ -386,7 +396,7 @@ def test_hold_out_takes_rows_of_positive_weight_only(monkeypatch, seed):
     # One positive class-1 row is too few to hold out from: no choice.
     sample_weight[15] = 0.0
     fitted.clear()
-    LDAMDRWClassifier(**{**FAST, "max_epochs": 2}).fit(X, y, sample_weight=sample_weight)
+    LDAMDRWClassifier(**{**SINGLE, "max_epochs": 2}).fit(X, y, sample_weight=sample_weight)
     assert len(fitted) == 1
 
 
@@ -394,7 +404,7 @@ def test_hold_out_has_as_many_rows_as_classes_when_the_classes_are_many_and_smal
     X = np.random.RandomState(0).randn(24, 3)
     y = np.r_[np.zeros(6, int), np.repeat(np.arange(1, 10), 2)]  # 20 % would be 5 rows
     fitted = _record_fits(monkeypatch, lambda y, _: np.bincount(y, minlength=10))
-    LDAMDRWClassifier(**{**FAST, "max_epochs": 2}).fit(X, y)
+    LDAMDRWClassifier(**{**SINGLE, "max_epochs": 2}).fit(X, y)
     # Ten rows held out (a stratified split refuses fewer than the classes),
     # and the first fit still sees every class.
     assert fitted[0].sum() == 14 and fitted[0].min() >= 1
@@ -426,3 +436,106 @@ def test_sparse_epoch_budget_leaves_bad_input_to_validation(rows, params, messag
     X = sp.csr_matrix(np.ones((rows, 3)))
     with pytest.raises(ValueError, match=message):
         LDAMDRWClassifier(**params).fit(X, np.arange(rows) % 2)
+
+
+# -- packed members (the default on dense input) ------------------------------
+
+
+def test_default_packs_five_members_on_dense_input_for_40_percent_of_the_epochs(imbalanced_data):
+    X, y = imbalanced_data
+    clf = LDAMDRWClassifier(**{**FAST, "max_epochs": 10}).fit(X, y)
+    assert clf.n_members_ == 5 and clf.max_epochs == 10
+    assert len(clf.history) == 4  # ceil(0.4 * 10)
+    assert clf.forward(X.astype(np.float32)).shape == (len(y), 5, 3)
+    assert clf.predict_proba(X).shape == (len(y), 3)
+    # One network on sparse input, with the paper's recipe and with a given module.
+    assert LDAMDRWClassifier(**FAST).fit(sp.csr_matrix(X), y).n_members_ == 1
+    assert LDAMDRWClassifier(recipe="paper", **FAST).fit(X, y).n_members_ == 1
+    given = LDAMDRWClassifier(
+        module=ModuleWithoutPacking, module__n_features=20, module__n_classes=3, max_epochs=2
+    )
+    assert given.fit(X, y).n_members_ == 1
+
+
+class ModuleWithoutPacking(torch.nn.Module):
+    def __init__(self, n_features, n_classes):
+        super().__init__()
+        self.linear = torch.nn.Linear(n_features, n_classes)
+
+    def forward(self, X):
+        return self.linear(X)
+
+
+def test_member_folds_spread_each_class_and_leave_unsplittable_rows_to_every_member():
+    y = np.r_[np.zeros(50, int), np.ones(7, int), [2, 2], [3]]
+    weight = np.ones(len(y))
+    weight[:5] = 0
+    folds = member_folds(y, weight, 5, seed=0)
+    # Rows of zero weight and the class of one row train every member.
+    assert (folds[:5] == -1).all() and folds[-1] == -1
+    assert ((folds >= 0) == (np.arange(len(y)) >= 5) & (y != 3)).all()
+    # Stratified: 9 weighted class-0 rows per fold, the class of 7 in every fold
+    # at least once, the class of two rows in two folds.
+    assert (np.bincount(folds[(y == 0) & (folds >= 0)]) == 9).all()
+    assert set(folds[y == 1]) == set(range(5))
+    assert len(set(folds[y == 2])) == 2
+    # Fewer than two classes of two rows: nothing is held out.
+    assert (member_folds(np.r_[np.zeros(9, int), 1], None, 5, seed=0) == -1).all()
+    # Fewer rows in every class than members: as many folds as the largest class has rows.
+    assert sorted(member_folds(np.array([0, 0, 0, 1, 1]), None, 5, seed=0)) == [0, 0, 1, 1, 2]
+
+
+@pytest.mark.parametrize("n_rows", [600, 100])  # plain members, then mixup members
+def test_a_member_does_not_train_on_its_own_fold(n_rows):
+    X, y = make_classification(n_rows, 20, n_informative=5, weights=[0.8, 0.2], random_state=0)
+    # Without standardisation the moved rows change no input statistics;
+    # the clipping of the mixup members' steps, one factor for all members
+    # together, is the one thing members share, so it is switched off here.
+    params = {**FAST, "module__standardize": False, "callbacks__gradient_clipping": None}
+    clf = LDAMDRWClassifier(**params).fit(X, y)
+    seed = np.random.RandomState(0).randint(np.iinfo(np.int32).max)
+    folds = member_folds(y, None, 5, seed)
+    moved = X.copy()
+    moved[folds == 0] += 3.0
+    outputs = clf.forward(X.astype(np.float32))
+    again = LDAMDRWClassifier(**params).fit(moved, y).forward(X.astype(np.float32))
+    torch.testing.assert_close(again[:, 0], outputs[:, 0], rtol=1e-4, atol=1e-5)
+    assert (again[:, 1] - outputs[:, 1]).abs().max() > 1e-3
+
+
+def test_packed_tau_is_chosen_on_each_row_by_the_member_that_did_not_see_it(imbalanced_data):
+    X, y = imbalanced_data
+    clf = LDAMDRWClassifier(**FAST).fit(X, y)
+    seed = np.random.RandomState(0).randint(np.iinfo(np.int32).max)
+    folds = member_folds(y, None, 5, seed)
+    cosines = clf.forward(X.astype(np.float32)).double()
+    log_proba = torch.log_softmax(clf.s * cosines, dim=-1)[np.arange(len(y)), folds].numpy()
+    assert clf.posthoc_tau_ == best_posthoc_tau(log_proba, y, clf.class_counts_)
+    # predict_proba: the members' mean log-probability, adjusted.
+    log_prior = torch.as_tensor(np.log(clf.class_counts_ / clf.class_counts_.sum()))
+    mean = torch.log_softmax(clf.s * cosines, dim=-1).mean(dim=1)
+    expected = torch.softmax(mean - clf.posthoc_tau_ * log_prior, dim=1)
+    np.testing.assert_allclose(clf.predict_proba(X), expected.numpy(), rtol=1e-5, atol=1e-7)
+
+
+def test_members_train_plainly_from_8_rows_per_feature_and_regularised_below():
+    X, y = make_classification(400, 20, weights=[0.8, 0.2], random_state=0)
+    plain = LDAMDRWClassifier(**FAST).fit(X[:160], y[:160])  # 8 rows per feature
+    assert "gradient_clipping" not in dict(plain.callbacks_)
+    assert plain.optimizer_.param_groups[0]["weight_decay"] == 2e-4
+    regularised = LDAMDRWClassifier(**FAST).fit(X[:159], y[:159])
+    # Clipped to norm 1 per member: sqrt(5) for the five together.
+    clipping = dict(regularised.callbacks_)["gradient_clipping"]
+    assert clipping.gradient_clip_value == 1.0 and regularised.n_members_ == 5
+    assert regularised.optimizer_.param_groups[0]["weight_decay"] == 5e-3
+
+
+def test_packed_members_keep_their_tau_in_warm_and_partial_fits(imbalanced_data):
+    X, y = imbalanced_data
+    clf = LDAMDRWClassifier(**FAST, warm_start=True).fit(X, y)
+    tau = clf.posthoc_tau_
+    clf.fit(X, y)
+    clf.partial_fit(X, y)
+    assert clf.posthoc_tau_ == tau and clf.n_members_ == 5
+    # A warm fit trains max_epochs epochs, every member on every row.
+    assert len(clf.history) == 3 + 6 + 6

@@ -10,7 +10,13 @@ from sklearn.datasets import load_iris
 from torch import nn
 
 from ldam_sklearn import L2RWClassifier, LDAMDRWClassifier
-from ldam_sklearn.modules import MLP, CosineLinear, SparseLinear, sparse_input_scale
+from ldam_sklearn.modules import (
+    MLP,
+    CosineLinear,
+    CosineLinearEnsemble,
+    SparseLinear,
+    sparse_input_scale,
+)
 
 
 def test_mlp_standardises_dense_and_sparse_batches_alike():
@@ -296,3 +302,35 @@ def test_ldam_network_without_hidden_layers_fits_sparse_input():
     clf.fit(X.tocsr(), y)
     assert isinstance(clf.module_.head, CosineLinear) and len(clf.module_.body) == 0
     assert (clf.predict(X.tocsr()) == y).mean() > 0.9
+
+
+@pytest.mark.parametrize("hidden", [(), (8,), (8, 6)])
+@pytest.mark.parametrize("cosine_head", [False, True])
+def test_packed_members_are_independent_networks(hidden, cosine_head):
+    torch.manual_seed(0)
+    net = MLP(5, 3, hidden_layer_sizes=hidden, cosine_head=cosine_head, n_members=4)
+    X = torch.randn(7, 5)
+    out = net(X)
+    assert out.shape == (7, 4, 3)
+    # A loss on member 1's outputs moves no other member's weights.
+    out[:, 1].square().sum().backward()
+    for name, param in net.named_parameters():
+        grad = param.grad
+        if name == "head.0.weight" and cosine_head:
+            # No hidden layer: one CosineLinear of (in, 4 * classes).
+            grad = grad.reshape(grad.shape[0], 4, -1).transpose(0, 1)
+        # Otherwise the member axis comes first: the first layer stacks the
+        # members along its outputs, the ensemble layers along their first axis.
+        norms = grad.reshape(4, -1).norm(dim=1)
+        assert norms[1] > 0 and (norms[[0, 2, 3]] == 0).all(), name
+
+
+def test_cosine_linear_ensemble_is_k_cosine_layers():
+    layer = CosineLinearEnsemble(4, 3, k=2)
+    x = torch.randn(5, 2, 4)
+    out = layer(x)
+    for member in range(2):
+        single = CosineLinear(4, 3)
+        with torch.no_grad():
+            single.weight.copy_(layer.weight[member])
+        torch.testing.assert_close(out[:, member], single(x[:, member]))

@@ -42,6 +42,11 @@ class _EpochTicker(Callback):
     def __init__(self, progress: _Progress):
         self.progress = progress
 
+    def on_train_begin(self, net, **kwargs):
+        # The default recipe trains a share of max_epochs (packed members,
+        # sparse input) and sets max_epochs to it while it trains.
+        self.progress.resize(net.max_epochs)
+
     def on_epoch_end(self, net, **kwargs):
         self.progress.epoch(len(net.history), net.history[-1].get("train_bacc"))
 
@@ -83,6 +88,14 @@ class _Progress:
                 file=self.stream,
             )
         return _EpochTicker(self)
+
+    def resize(self, epochs: int) -> None:
+        """The current fit trains ``epochs`` epochs."""
+        label, seed, _, start, last = self.fit
+        self.fit = (label, seed, epochs, start, last)
+        if self.epochs is not None:
+            self.epochs.total = epochs
+            self.epochs.refresh()
 
     def epoch(self, done: int, train_bacc: float | None) -> None:
         """One more epoch of the current fit is done."""
