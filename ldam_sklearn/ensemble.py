@@ -21,7 +21,8 @@ from sklearn.utils.validation import (
 )
 
 from .callbacks import warn_single_class
-from .ldam_drw import LDAMDRWClassifier, best_posthoc_tau, member_folds
+from .ldam_drw import LDAMDRWClassifier
+from .posthoc import best_posthoc_tau, member_folds
 from .utils.validation import check_bool
 
 __all__ = ["CrossFitEnsembleClassifier"]
@@ -85,7 +86,7 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
     choose_tau : bool, default=True
         Whether to choose the post-hoc adjustment on the out-of-fold rows
         (``tau`` in 0, 0.25, ..., 4, best balanced accuracy, see
-        :func:`~ldam_sklearn.ldam_drw.best_posthoc_tau`); ``False``: every
+        :func:`~ldam_sklearn.posthoc.best_posthoc_tau`); ``False``: every
         member trains on all rows (bagging over seeds) and ``tau = 0``.
     random_state : int, RandomState instance or None, default=None
         Seeds the folds and, when the member has a ``random_state``

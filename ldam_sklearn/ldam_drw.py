@@ -5,12 +5,11 @@ from __future__ import annotations
 import contextlib
 import math
 import numbers
-import warnings
 
 import numpy as np
 import scipy.sparse as sp
 import torch
-from sklearn.model_selection import StratifiedKFold, train_test_split
+from sklearn.model_selection import train_test_split
 from sklearn.utils import _safe_indexing, check_random_state, indexable
 
 from .base import BaseNetClassifier
@@ -29,9 +28,10 @@ from .losses import (
     LDAMLoss,
     LogitAdjustedLoss,
 )
+from .posthoc import _holdable_rows, best_posthoc_tau, member_folds
 from .utils.validation import check_bool, check_choice, check_real
 
-__all__ = ["LDAMDRWClassifier", "best_posthoc_tau"]
+__all__ = ["LDAMDRWClassifier"]
 
 #: loss name -> (criterion class, estimator parameters it takes)
 _LOSSES = {
@@ -91,13 +91,6 @@ _PACKED_EPOCH_SHARE = 0.4
 #: sets with more than 12 (e.g. mammography, us_crime, thyroid_sick); 8
 #: lies in that gap.
 _ROWS_PER_FEATURE = 8
-
-#: Fewest rows of a class for its rows to be spread over the members' folds
-#: and scored out of fold; a class of one row trains every member.
-_MIN_SPLIT_CLASS = 2
-
-#: Strengths of the post-hoc adjustment tried on the hold-out.
-_TAUS = np.arange(0.0, 4.01, 0.25)
 
 #: schedule name -> (ClassBalancing mode or None, deferred?)
 _SCHEDULES = {
@@ -661,101 +654,3 @@ def _labels(y) -> np.ndarray:
     """``y`` as an array, a column vector as 1-d (fit's validation warns about it)."""
     y = np.asarray(y)
     return y.ravel() if y.ndim == 2 and y.shape[1] == 1 else y
-
-
-def _holdable_rows(y: np.ndarray, sample_weight) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """The rows of positive weight, each row's class index, and the first's count per class.
-
-    A zero-weight row trains nothing: held out, it could leave the first fit
-    without weight, or with the weight of a single class.
-    """
-    weighted = np.ones(len(y), bool) if sample_weight is None else np.asarray(sample_weight) > 0
-    _, inverse = np.unique(y, return_inverse=True)
-    counts = np.bincount(inverse[weighted], minlength=inverse.max(initial=-1) + 1)
-    return weighted, inverse, counts
-
-
-def member_folds(
-    labels: np.ndarray, sample_weight: np.ndarray | None, n_members: int, seed: int
-) -> np.ndarray:
-    """The fold of each row, whose member does not train on it; -1: every member does.
-
-    Rows of positive weight in classes of at least two such rows are spread
-    over stratified folds (a class of fewer rows than folds still goes to
-    different folds, so every member sees it); the other rows (zero-weight
-    rows, classes of one row) train every member, as every row does when
-    fewer than two classes can be split. With fewer such rows in every
-    class than members, there are as many folds as the largest class has
-    rows.
-    """
-    weighted, inverse, counts = _holdable_rows(labels, sample_weight)
-    splittable = weighted & (counts[inverse] >= _MIN_SPLIT_CLASS)
-    rows = np.flatnonzero(splittable)
-    folds = np.full(len(labels), -1)
-    if len(np.unique(inverse[rows])) < 2:
-        return folds
-    # No more folds than the largest class has rows: the members beyond
-    # them train on every row.
-    cv = StratifiedKFold(min(n_members, counts.max()), shuffle=True, random_state=seed)
-    with warnings.catch_warnings():
-        # Classes of fewer rows than folds are meant (see above).
-        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
-        for fold, (_, held) in enumerate(cv.split(rows, inverse[rows])):
-            folds[rows[held]] = fold
-    return folds
-
-
-def best_posthoc_tau(log_proba: np.ndarray, labels: np.ndarray, class_counts: np.ndarray) -> float:
-    """Strength of post-hoc logit adjustment with the best balanced accuracy.
-
-    Scores ``argmax_y log_proba[:, y] - tau * log(prior_y)`` for each ``tau``
-    in 0, 0.25, ..., 4 (Menon et al. [1]_); among ties, the ``tau`` closest
-    to 1, the optimum for calibrated probabilities.
-
-    Parameters
-    ----------
-    log_proba : ndarray of shape (n_samples, n_classes)
-        Log-probabilities (or logits) of held-out rows.
-    labels : ndarray of shape (n_samples,)
-        Their class indices.
-    class_counts : ndarray of shape (n_classes,)
-        Training rows per class, whose shares are the priors.
-
-    Returns
-    -------
-    tau : float
-
-    References
-    ----------
-    .. [1] A. K. Menon, S. Jayasumana, A. S. Rawat, H. Jain, A. Veit and
-       S. Kumar, "Long-tail learning via logit adjustment", ICLR 2021.
-
-    Examples
-    --------
-    >>> import numpy as np
-    >>> log_proba = np.log([[0.8, 0.2], [0.7, 0.3], [0.95, 0.05]])
-    >>> best_posthoc_tau(log_proba, np.array([0, 1, 0]), np.array([90, 10]))
-    0.5
-    """
-    log_prior = np.log(class_counts / class_counts.sum())
-    # Balanced accuracy over the classes present in labels, computed here
-    # because held-out rows may lack some classes (fit keeps the rows of
-    # small classes out of the hold-out on sparse input), for which
-    # scikit-learn's balanced_accuracy_score warns at every tau.
-    rows = np.bincount(labels, minlength=len(class_counts))
-    present = rows > 0
-    scores = np.array(
-        [
-            np.mean(
-                np.bincount(
-                    labels,
-                    weights=np.argmax(log_proba - tau * log_prior, axis=1) == labels,
-                    minlength=len(class_counts),
-                )[present]
-                / rows[present]
-            )
-            for tau in _TAUS
-        ]
-    )
-    best = _TAUS[np.isclose(scores, scores.max())]
-    return float(best[np.argmin(np.abs(best - 1.0))])

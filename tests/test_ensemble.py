@@ -20,7 +20,7 @@ from sklearn.svm import LinearSVC
 
 from ldam_sklearn import CrossFitEnsembleClassifier, LDAMDRWClassifier
 from ldam_sklearn.callbacks import warn_single_class
-from ldam_sklearn.ldam_drw import best_posthoc_tau
+from ldam_sklearn.posthoc import best_posthoc_tau
 
 
 class RowRecorder(LogisticRegression):

@@ -16,7 +16,6 @@ from skorch.callbacks import Callback
 
 from ldam_sklearn import LDAMDRWClassifier
 from ldam_sklearn.base import BaseNetClassifier
-from ldam_sklearn.ldam_drw import best_posthoc_tau, member_folds
 from ldam_sklearn.losses import (
     BalancedSoftmaxLoss,
     CrossEntropyLoss,
@@ -25,6 +24,7 @@ from ldam_sklearn.losses import (
     LogitAdjustedLoss,
 )
 from ldam_sklearn.modules import CosineLinear, CosineLinearEnsemble
+from ldam_sklearn.posthoc import best_posthoc_tau, member_folds
 
 FAST = {"max_epochs": 6, "random_state": 0, "module__hidden_layer_sizes": (16,)}
 #: One network: the hold-out, mixup and clipping of the tabular recipe
@@ -245,20 +245,6 @@ def test_deferred_reweighting_changes_the_model_at_the_defaults(imbalanced_data)
     assert np.abs(drw.predict_proba(X) - plain.predict_proba(X)).max() > 0.01
 
 
-def test_best_posthoc_tau_maximises_balanced_accuracy_and_prefers_one_among_ties():
-    counts = np.array([90, 10])
-    # The minority row is found from tau = 0.25 on, the majority rows stay
-    # right up to tau = 4: every tau in [0.25, 4] ties, and 1 is preferred.
-    log_proba = np.log([[0.6, 0.4], [0.99999, 1e-5], [0.999999, 1e-6]])
-    assert best_posthoc_tau(log_proba, np.array([1, 0, 0]), counts) == 1.0
-    # A minority row needing a strong adjustment moves tau up.
-    log_proba = np.log([[0.99, 0.01], [0.9999999, 1e-7]])
-    assert best_posthoc_tau(log_proba, np.array([1, 0]), counts) == 2.25
-    # No adjustment when the unadjusted argmax is already best alone.
-    log_proba = np.log([[0.45, 0.55], [0.55, 0.45]])
-    assert best_posthoc_tau(log_proba, np.array([1, 0]), counts) == 0.0
-
-
 def _record_fits(monkeypatch, record=lambda y, sample_weight: len(y)):
     """Every fit of the network (hold-out fit and refit), as ``record(y, sample_weight)``."""
     fitted = []
@@ -410,18 +396,6 @@ def test_hold_out_has_as_many_rows_as_classes_when_the_classes_are_many_and_smal
     assert fitted[0].sum() == 14 and fitted[0].min() >= 1
 
 
-def test_best_posthoc_tau_scores_the_classes_present_without_warnings():
-    counts = np.array([80, 15, 5])
-    # No held-out row of class 2; a strong adjustment predicts it for row 0.
-    log_proba = np.log([[0.99, 0.001, 0.009], [0.9, 0.099, 0.001], [0.01, 0.98, 0.01]])
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")
-        tau = best_posthoc_tau(log_proba, np.array([0, 1, 1]), counts)
-    # Row 1 needs tau > log(0.9 / 0.099) / log(80 / 15) = 1.32, row 0 turns
-    # to class 2 at tau > log(0.99 / 0.009) / log(80 / 5) = 1.70.
-    assert tau == 1.5
-
-
 @pytest.mark.parametrize(
     ("rows", "params", "message"),
     [
@@ -464,25 +438,6 @@ class ModuleWithoutPacking(torch.nn.Module):
 
     def forward(self, X):
         return self.linear(X)
-
-
-def test_member_folds_spread_each_class_and_leave_unsplittable_rows_to_every_member():
-    y = np.r_[np.zeros(50, int), np.ones(7, int), [2, 2], [3]]
-    weight = np.ones(len(y))
-    weight[:5] = 0
-    folds = member_folds(y, weight, 5, seed=0)
-    # Rows of zero weight and the class of one row train every member.
-    assert (folds[:5] == -1).all() and folds[-1] == -1
-    assert ((folds >= 0) == (np.arange(len(y)) >= 5) & (y != 3)).all()
-    # Stratified: 9 weighted class-0 rows per fold, the class of 7 in every fold
-    # at least once, the class of two rows in two folds.
-    assert (np.bincount(folds[(y == 0) & (folds >= 0)]) == 9).all()
-    assert set(folds[y == 1]) == set(range(5))
-    assert len(set(folds[y == 2])) == 2
-    # Fewer than two classes of two rows: nothing is held out.
-    assert (member_folds(np.r_[np.zeros(9, int), 1], None, 5, seed=0) == -1).all()
-    # Fewer rows in every class than members: as many folds as the largest class has rows.
-    assert sorted(member_folds(np.array([0, 0, 0, 1, 1]), None, 5, seed=0)) == [0, 0, 1, 1, 2]
 
 
 @pytest.mark.parametrize("n_rows", [600, 100])  # plain members, then mixup members

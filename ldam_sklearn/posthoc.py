@@ -1,0 +1,143 @@
+"""Choosing the post-hoc logit adjustment: the rows to score it on, and its strength."""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+from sklearn.model_selection import StratifiedKFold
+
+__all__ = ["best_posthoc_tau", "member_folds"]
+
+#: Fewest rows of a class for its rows to be spread over the members' folds
+#: and scored out of fold; a class of one row trains every member.
+_MIN_SPLIT_CLASS = 2
+
+#: Strengths of the post-hoc adjustment tried.
+_TAUS = np.arange(0.0, 4.01, 0.25)
+
+
+def _holdable_rows(y: np.ndarray, sample_weight) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The rows of positive weight, each row's class index, and the first's count per class.
+
+    A zero-weight row trains nothing: held out, it could leave the first fit
+    without weight, or with the weight of a single class.
+    """
+    weighted = np.ones(len(y), bool) if sample_weight is None else np.asarray(sample_weight) > 0
+    _, inverse = np.unique(y, return_inverse=True)
+    counts = np.bincount(inverse[weighted], minlength=inverse.max(initial=-1) + 1)
+    return weighted, inverse, counts
+
+
+def member_folds(
+    labels: np.ndarray, sample_weight: np.ndarray | None, n_members: int, seed: int
+) -> np.ndarray:
+    """The fold of each row, whose member does not train on it; -1: every member does.
+
+    Rows of positive weight in classes of at least two such rows are spread
+    over stratified folds (a class of fewer rows than folds still goes to
+    different folds, so every member sees it); the other rows (zero-weight
+    rows, classes of one row) train every member, as every row does when
+    fewer than two classes can be split. With fewer such rows in every
+    class than members, there are as many folds as the largest class has
+    rows.
+
+    Parameters
+    ----------
+    labels : ndarray of shape (n_samples,)
+        Class labels.
+    sample_weight : ndarray of shape (n_samples,) or None
+        Per-row weights; rows of weight 0 are not spread.
+    n_members : int
+        Number of members, the most folds.
+    seed : int
+        Seed of the stratified shuffle.
+
+    Returns
+    -------
+    folds : ndarray of shape (n_samples,)
+        Each row's fold in ``0 .. n_members - 1``, or -1.
+
+    References
+    ----------
+    .. [1] scikit-learn documentation, ``sklearn.model_selection.StratifiedKFold``,
+       https://scikit-learn.org/stable/modules/generated/sklearn.model_selection.StratifiedKFold.html.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> folds = member_folds(np.array([0, 0, 0, 0, 1, 1, 2]), None, 2, seed=0)
+    >>> np.bincount(folds[:4]).tolist(), np.bincount(folds[4:6]).tolist(), int(folds[6])
+    ([2, 2], [1, 1], -1)
+    """
+    weighted, inverse, counts = _holdable_rows(labels, sample_weight)
+    splittable = weighted & (counts[inverse] >= _MIN_SPLIT_CLASS)
+    rows = np.flatnonzero(splittable)
+    folds = np.full(len(labels), -1)
+    if len(np.unique(inverse[rows])) < 2:
+        return folds
+    # No more folds than the largest class has rows: the members beyond
+    # them train on every row.
+    cv = StratifiedKFold(min(n_members, counts.max()), shuffle=True, random_state=seed)
+    with warnings.catch_warnings():
+        # Classes of fewer rows than folds are meant (see above).
+        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+        for fold, (_, held) in enumerate(cv.split(rows, inverse[rows])):
+            folds[rows[held]] = fold
+    return folds
+
+
+def best_posthoc_tau(log_proba: np.ndarray, labels: np.ndarray, class_counts: np.ndarray) -> float:
+    """Strength of post-hoc logit adjustment with the best balanced accuracy.
+
+    Scores ``argmax_y log_proba[:, y] - tau * log(prior_y)`` for each ``tau``
+    in 0, 0.25, ..., 4 (Menon et al. [1]_); among ties, the ``tau`` closest
+    to 1, the optimum for calibrated probabilities.
+
+    Parameters
+    ----------
+    log_proba : ndarray of shape (n_samples, n_classes)
+        Log-probabilities (or logits) of held-out rows.
+    labels : ndarray of shape (n_samples,)
+        Their class indices.
+    class_counts : ndarray of shape (n_classes,)
+        Training rows per class, whose shares are the priors.
+
+    Returns
+    -------
+    tau : float
+
+    References
+    ----------
+    .. [1] A. K. Menon, S. Jayasumana, A. S. Rawat, H. Jain, A. Veit and
+       S. Kumar, "Long-tail learning via logit adjustment", ICLR 2021.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> log_proba = np.log([[0.8, 0.2], [0.7, 0.3], [0.95, 0.05]])
+    >>> best_posthoc_tau(log_proba, np.array([0, 1, 0]), np.array([90, 10]))
+    0.5
+    """
+    log_prior = np.log(class_counts / class_counts.sum())
+    # Balanced accuracy over the classes present in labels, computed here
+    # because held-out rows may lack some classes (fit keeps the rows of
+    # small classes out of the hold-out on sparse input), for which
+    # scikit-learn's balanced_accuracy_score warns at every tau.
+    rows = np.bincount(labels, minlength=len(class_counts))
+    present = rows > 0
+    scores = np.array(
+        [
+            np.mean(
+                np.bincount(
+                    labels,
+                    weights=np.argmax(log_proba - tau * log_prior, axis=1) == labels,
+                    minlength=len(class_counts),
+                )[present]
+                / rows[present]
+            )
+            for tau in _TAUS
+        ]
+    )
+    best = _TAUS[np.isclose(scores, scores.max())]
+    return float(best[np.argmin(np.abs(best - 1.0))])

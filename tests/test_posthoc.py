@@ -1,0 +1,52 @@
+"""Choosing the post-hoc adjustment: its strength and the members' folds."""
+
+import warnings
+
+import numpy as np
+
+from ldam_sklearn.posthoc import best_posthoc_tau, member_folds
+
+
+def test_best_posthoc_tau_maximises_balanced_accuracy_and_prefers_one_among_ties():
+    counts = np.array([90, 10])
+    # The minority row is found from tau = 0.25 on, the majority rows stay
+    # right up to tau = 4: every tau in [0.25, 4] ties, and 1 is preferred.
+    log_proba = np.log([[0.6, 0.4], [0.99999, 1e-5], [0.999999, 1e-6]])
+    assert best_posthoc_tau(log_proba, np.array([1, 0, 0]), counts) == 1.0
+    # A minority row needing a strong adjustment moves tau up.
+    log_proba = np.log([[0.99, 0.01], [0.9999999, 1e-7]])
+    assert best_posthoc_tau(log_proba, np.array([1, 0]), counts) == 2.25
+    # No adjustment when the unadjusted argmax is already best alone.
+    log_proba = np.log([[0.45, 0.55], [0.55, 0.45]])
+    assert best_posthoc_tau(log_proba, np.array([1, 0]), counts) == 0.0
+
+
+def test_best_posthoc_tau_scores_the_classes_present_without_warnings():
+    counts = np.array([80, 15, 5])
+    # No held-out row of class 2; a strong adjustment predicts it for row 0.
+    log_proba = np.log([[0.99, 0.001, 0.009], [0.9, 0.099, 0.001], [0.01, 0.98, 0.01]])
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        tau = best_posthoc_tau(log_proba, np.array([0, 1, 1]), counts)
+    # Row 1 needs tau > log(0.9 / 0.099) / log(80 / 15) = 1.32, row 0 turns
+    # to class 2 at tau > log(0.99 / 0.009) / log(80 / 5) = 1.70.
+    assert tau == 1.5
+
+
+def test_member_folds_spread_each_class_and_leave_unsplittable_rows_to_every_member():
+    y = np.r_[np.zeros(50, int), np.ones(7, int), [2, 2], [3]]
+    weight = np.ones(len(y))
+    weight[:5] = 0
+    folds = member_folds(y, weight, 5, seed=0)
+    # Rows of zero weight and the class of one row train every member.
+    assert (folds[:5] == -1).all() and folds[-1] == -1
+    assert ((folds >= 0) == (np.arange(len(y)) >= 5) & (y != 3)).all()
+    # Stratified: 9 weighted class-0 rows per fold, the class of 7 in every fold
+    # at least once, the class of two rows in two folds.
+    assert (np.bincount(folds[(y == 0) & (folds >= 0)]) == 9).all()
+    assert set(folds[y == 1]) == set(range(5))
+    assert len(set(folds[y == 2])) == 2
+    # Fewer than two classes of two rows: nothing is held out.
+    assert (member_folds(np.r_[np.zeros(9, int), 1], None, 5, seed=0) == -1).all()
+    # Fewer rows in every class than members: as many folds as the largest class has rows.
+    assert sorted(member_folds(np.array([0, 0, 0, 1, 1]), None, 5, seed=0)) == [0, 0, 1, 1, 2]
