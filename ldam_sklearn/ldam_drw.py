@@ -207,7 +207,11 @@ class LDAMDRWClassifier(BaseNetClassifier):
         clipping, weight decay 2e-4); below that with the mixup and weight
         decay above, a member mixing only its own rows, and the five
         gradients clipped together to norm ``sqrt(5)`` (the one thing the
-        members share).
+        members share). Unclipped, the members' cosine heads blow up in the
+        first steps as described above and recover only over the budget:
+        at ``max_epochs`` of 20 or fewer such a fit can predict one class
+        (it warns), where ``n_members=1`` trains; clipping them too cost
+        1.1 points of mean balanced accuracy on the development suite.
 
         On sparse input (TF-IDF, hashed n-grams) the recipe also follows
         these rules, measured on long-tailed intents and on spam
