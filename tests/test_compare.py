@@ -371,8 +371,8 @@ def test_plot_when_no_method_ran(tmp_path, recwarn):
 
 def test_table_says_when_the_deferred_stage_had_nothing_to_act_on():
     # Separable rows: the paper's recipe fits all of them before the switch
-    # at 80 % of the epochs, and so do the default's packed members, which
-    # train plainly (no mixup) on 33 rows per feature.
+    # at 80 % of the epochs; the default's packed members train 12 epochs,
+    # too few to train plainly, and mixup keeps their loss up.
     data = small_data(weights=(0.5, 0.5), class_sep=3.0, flip_y=0)
     settings = NetSettings(epochs=30, hidden=(32,), batch_size=64)
     report = run_comparison(data, ["erm", "ldam_drw", "default"], settings=settings, progress=False)
@@ -381,8 +381,8 @@ def test_table_says_when_the_deferred_stage_had_nothing_to_act_on():
     stage = runs["ldam_drw"]["deferred_stage"]
     assert stage["epoch"] == 25 and stage["epochs"] == 30 and stage["train_bacc"] == 1.0
     default = runs["default"]["deferred_stage"]
-    assert default["epochs"] == 12 and default["train_bacc"] == 1.0
-    notes = format_table(report).split("fewer than 8 per feature:")[1]
+    assert default["epochs"] == 12 and default["train_bacc"] < 1.0
+    notes = format_table(report).split("or 20 epochs):")[1]
     assert "LDAM-DRW: 1 of 1 runs, switch at epoch 25 of 30, training loss" in notes
-    assert "LDAM-DRW, default recipe: 1 of 1 runs, switch at epoch 11 of 12" in notes
+    assert "default recipe:" not in notes
     json.dumps(report)

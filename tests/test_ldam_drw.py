@@ -165,6 +165,22 @@ def test_ldam_learns_short_budgets_on_text_like_data(max_epochs, dense):
     assert balanced_accuracy_score(y, clf.predict(X)) >= min(0.95, erm_score - 0.02)
 
 
+@pytest.mark.parametrize("max_epochs", [10, 20, 30])
+def test_packed_default_learns_short_budgets_on_dense_tabular_data(max_epochs):
+    # Regression: packed members that train plainly (27 rows per feature
+    # here) are unclipped, and in 4 or 8 epochs their cosine heads did not
+    # recover from the first steps' blow-up: one class, where ERM learns.
+    X, y = make_classification(267, 10, weights=[0.9, 0.1], random_state=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", ConvergenceWarning)
+        clf = LDAMDRWClassifier(max_epochs=max_epochs, random_state=0).fit(X, y)
+    assert not clf._plain_members
+    erm = LDAMDRWClassifier(loss="ce", schedule="none", max_epochs=max_epochs, random_state=0)
+    erm_score = balanced_accuracy_score(y, erm.fit(X, y).predict(X))
+    # It learns (one class would score 0.5), within a few points of ERM.
+    assert balanced_accuracy_score(y, clf.predict(X)) >= erm_score - 0.05
+
+
 def test_tabular_recipe_clips_each_step_and_paper_recipe_does_not(imbalanced_data):
     X, y = imbalanced_data
     tabular = dict(LDAMDRWClassifier(**SINGLE).fit(X, y).callbacks_)
@@ -473,12 +489,15 @@ def test_packed_tau_is_chosen_on_each_row_by_the_member_that_did_not_see_it(imba
     np.testing.assert_allclose(clf.predict_proba(X), expected.numpy(), rtol=1e-5, atol=1e-7)
 
 
-def test_members_train_plainly_from_8_rows_per_feature_and_regularised_below():
+def test_members_train_plainly_from_8_rows_per_feature_and_20_epochs_and_regularised_below():
     X, y = make_classification(400, 20, weights=[0.8, 0.2], random_state=0)
-    plain = LDAMDRWClassifier(**FAST).fit(X[:160], y[:160])  # 8 rows per feature
+    params = {**FAST, "max_epochs": 50}  # 20 epochs trained
+    plain = LDAMDRWClassifier(**params).fit(X[:160], y[:160])  # 8 rows per feature
     assert "gradient_clipping" not in dict(plain.callbacks_)
     assert plain.optimizer_.param_groups[0]["weight_decay"] == 2e-4
-    regularised = LDAMDRWClassifier(**FAST).fit(X[:159], y[:159])
+    # ceil(0.4 * 47) = 19 epochs: too few to train plainly.
+    assert not LDAMDRWClassifier(**{**params, "max_epochs": 47}).fit(X, y)._plain_members
+    regularised = LDAMDRWClassifier(**params).fit(X[:159], y[:159])
     # Clipped to norm 1 per member: sqrt(5) for the five together.
     clipping = dict(regularised.callbacks_)["gradient_clipping"]
     assert clipping.gradient_clip_value == 1.0 and regularised.n_members_ == 5
