@@ -456,14 +456,22 @@ class ModuleWithoutPacking(torch.nn.Module):
         return self.linear(X)
 
 
-@pytest.mark.parametrize("n_rows", [600, 100])  # plain members, then mixup members
-def test_a_member_does_not_train_on_its_own_fold(n_rows):
+@pytest.mark.parametrize(
+    "n_rows, max_epochs, plain", [(600, 50, True), (100, 6, False), (600, 6, False)]
+)
+def test_a_member_does_not_train_on_its_own_fold(n_rows, max_epochs, plain):
     X, y = make_classification(n_rows, 20, n_informative=5, weights=[0.8, 0.2], random_state=0)
     # Without standardisation the moved rows change no input statistics;
     # the clipping of the mixup members' steps, one factor for all members
     # together, is the one thing members share, so it is switched off here.
-    params = {**FAST, "module__standardize": False, "callbacks__gradient_clipping": None}
+    params = {
+        **FAST,
+        "max_epochs": max_epochs,
+        "module__standardize": False,
+        "callbacks__gradient_clipping": None,
+    }
     clf = LDAMDRWClassifier(**params).fit(X, y)
+    assert clf._plain_members is plain
     seed = np.random.RandomState(0).randint(np.iinfo(np.int32).max)
     folds = member_folds(y, None, 5, seed)
     moved = X.copy()
