@@ -146,7 +146,10 @@ class LDAMDRWClassifier(BaseNetClassifier):
         Effective-number hyper-parameter of the class-balanced weights, in [0, 1).
     drw_start : float or int, default=0.8
         When deferred schedules switch on: a float in [0, 1] is a fraction of
-        ``max_epochs``, an int is an epoch number.
+        ``max_epochs``, an int is an epoch number. Where the tabular recipe
+        trains fewer epochs than ``max_epochs`` (sparse input, packed
+        members), an epoch number switches at its fraction of ``max_epochs``
+        (160 of 200 at 80 % of the epochs trained).
     gamma : float, default=1.0
         Focusing parameter of the focal loss.
     tau : float, default=1.0
@@ -490,12 +493,17 @@ class LDAMDRWClassifier(BaseNetClassifier):
         else:
             budget = max_epochs
         # Read by skorch's loop and by the schedules, which place their
-        # switches at fractions of it.
+        # switches at fractions of it; an epoch number of max_epochs becomes
+        # its fraction, so that it switches within the shorter budget too.
+        drw_start = self.drw_start
+        fraction = isinstance(drw_start, float) and 0.0 <= drw_start <= 1.0
+        if budget != max_epochs and not fraction:
+            self.drw_start = switch_epoch(drw_start, max_epochs) / max_epochs
         self.max_epochs = budget
         try:
             yield
         finally:
-            self.max_epochs = max_epochs
+            self.max_epochs, self.drw_start = max_epochs, drw_start
 
     def _out_of_fold_tau(self, X) -> float:
         """The best ``tau`` on each row scored by the member that did not train on it."""

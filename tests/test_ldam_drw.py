@@ -447,6 +447,26 @@ def test_default_packs_five_members_on_dense_input_for_40_percent_of_the_epochs(
     assert given.fit(X, y).n_members_ == 1
 
 
+@pytest.mark.parametrize("sparse", [False, True])
+def test_an_epoch_number_for_drw_start_switches_at_its_fraction_of_a_shorter_budget(
+    imbalanced_data, sparse
+):
+    X, y = imbalanced_data
+    X = sp.csr_matrix(X) if sparse else X
+    # Epoch 40 of 50 is 80 %: the packed 20 epochs (dense) and the 200
+    # steps of 32 rows (sparse) switch at their 80 % as well.
+    params = {**FAST, "max_epochs": 50, "batch_size": 32, "drw_start": 40}
+    clf = LDAMDRWClassifier(**params).fit(X, y)
+    trained = len(clf.history)
+    assert trained < 50
+    switch = round(0.8 * trained)
+    assert clf.history[:, "balancing"] == ["none"] * switch + ["reweight"] * (trained - switch)
+    assert clf.drw_start == 40 and clf.max_epochs == 50
+    # With the whole budget trained (the paper's recipe), epoch 40 it is.
+    paper = LDAMDRWClassifier(**{**params, "max_epochs": 42, "recipe": "paper"}).fit(X, y)
+    assert paper.history[:, "balancing"] == ["none"] * 40 + ["reweight"] * 2
+
+
 class ModuleWithoutPacking(torch.nn.Module):
     def __init__(self, n_features, n_classes):
         super().__init__()
