@@ -573,16 +573,31 @@ class LDAMDRWClassifier(BaseNetClassifier):
         return _SPARSE_WEIGHT_DECAY if self._sparse_recipe else _WEIGHT_DECAY
 
     def train_step_single(self, batch, **fit_params):
-        """One training step; with ``recipe="tabular"`` on dense input, on mixed rows."""
+        """One training step; with ``recipe="tabular"`` on dense input, on mixed rows.
+
+        Packed members' loss is their mean (the recorded ``train_loss``); its
+        gradient is taken times their number, so that each member steps as
+        if it trained alone.
+        """
         Xi, yi = batch
-        if (
+        self._set_training(True)
+        mixes = not (
             self.recipe != "tabular"
             or getattr(self, "_plain_members", False)
             or Xi.layout != torch.strided
             or len(Xi) < 2
-        ):
-            return super().train_step_single(batch, **fit_params)
-        self._set_training(True)
+        )
+        if mixes:
+            y_pred, loss = self._mixup_loss(Xi, yi, fit_params)
+        else:
+            y_pred = self.infer(Xi, **fit_params)
+            loss = self.get_loss(y_pred, yi, X=Xi, training=True)
+        members = y_pred.shape[1] if y_pred.ndim == 3 else 1
+        (members * loss).backward()
+        return {"loss": loss, "y_pred": y_pred}
+
+    def _mixup_loss(self, Xi, yi, fit_params) -> tuple[torch.Tensor, torch.Tensor]:
+        """Outputs on a batch mixed with a permutation of itself, and their mixed loss."""
         # Drawn from torch's generator, which fit seeds per epoch.
         lam = float(torch.distributions.Beta(_MIXUP_ALPHA, _MIXUP_ALPHA).sample())
         perm = torch.randperm(len(Xi), device=Xi.device)
@@ -601,11 +616,10 @@ class LDAMDRWClassifier(BaseNetClassifier):
         loss = lam * self.get_loss(y_pred, own, X=Xi, training=True) + (1 - lam) * self.get_loss(
             y_pred, partner, X=Xi, training=True
         )
-        loss.backward()
-        return {"loss": loss, "y_pred": y_pred}
+        return y_pred, loss
 
     def get_loss(self, y_pred, y_true, X=None, training=False):
-        """Criterion on a batch; packed members' losses are summed."""
+        """Criterion on a batch; packed members' losses are averaged."""
         if y_pred.ndim != 3:
             return super().get_loss(y_pred, y_true, X=X, training=training)
         k = y_pred.shape[1]
@@ -614,10 +628,10 @@ class LDAMDRWClassifier(BaseNetClassifier):
         if sample_weight is not None:
             weights = sample_weight if sample_weight.ndim == 2 else sample_weight[:, None]
             target = (target, weights.expand(-1, k).reshape(-1))
-        # The mean over all members' rows, times k: each member's share is
-        # its own mean, as if it trained alone (its rows are a k-th of them).
+        # The mean over all members' rows: about the mean of the members'
+        # own means, as their rows are about a k-th of them each.
         flat = y_pred.reshape(-1, y_pred.shape[-1])
-        return k * super().get_loss(flat, target, X=X, training=training)
+        return super().get_loss(flat, target, X=X, training=training)
 
     def _member_log_proba(self, output: torch.Tensor) -> torch.Tensor:
         logits = self.s * output if self.loss == "ldam" else output

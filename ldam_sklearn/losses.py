@@ -213,7 +213,7 @@ def _clamped(total_weight: torch.Tensor) -> torch.Tensor:
     # nothing rather than 0/0 = NaN, which would poison the parameters.
     # Dividing it by 1 keeps its gradient 0; the smallest float as divisor
     # made it 0 * inf = NaN once a caller scaled the loss up (packed
-    # members' losses are summed).
+    # members' gradient is taken times their number).
     return torch.where(total_weight > 0, total_weight, 1.0)
 
 

@@ -467,6 +467,19 @@ def test_an_epoch_number_for_drw_start_switches_at_its_fraction_of_a_shorter_bud
     assert paper.history[:, "balancing"] == ["none"] * 40 + ["reweight"] * 2
 
 
+def test_packed_members_record_their_mean_loss_and_step_as_if_alone(imbalanced_data):
+    X, y = imbalanced_data
+    params = {**FAST, "loss": "ce", "schedule": "none", "max_epochs": 3}
+    packed = LDAMDRWClassifier(**params).fit(X, y)
+    single = LDAMDRWClassifier(**params, n_members=1).fit(X, y)
+    # On one network's scale, not five networks' sum.
+    assert 0.5 < packed.history[0, "train_loss"] / single.history[0, "train_loss"] < 2
+    output = packed.forward(X.astype(np.float32))
+    labels = torch.as_tensor(np.searchsorted(packed.classes_, y))
+    members = [packed.get_loss(output[:, m], labels) for m in range(5)]
+    assert torch.isclose(packed.get_loss(output, labels), torch.stack(members).mean())
+
+
 class ModuleWithoutPacking(torch.nn.Module):
     def __init__(self, n_features, n_classes):
         super().__init__()
