@@ -471,13 +471,14 @@ class LDAMDRWClassifier(BaseNetClassifier):
         pickled with it.
         """
         super().initialize_module()
-        # float64 keeps the chosen 2.05 as 2.05 (float32 reads 2.0499999).
-        self.module_.register_buffer("posthoc_tau", torch.zeros((), dtype=torch.float64))
+        self.module_.register_buffer("posthoc_tau", torch.zeros(()))
         return self
 
     @property
     def posthoc_tau_(self) -> float:
-        return float(self.module_.posthoc_tau)
+        # A float32 buffer (MPS has no float64) reads the chosen 2.05 as
+        # 2.0499999; the grid's values have two decimals.
+        return round(float(self.module_.posthoc_tau), 6)
 
     @contextlib.contextmanager
     def _epoch_budget(self, X, warm: bool):
