@@ -13,15 +13,8 @@ __all__ = ["best_posthoc_tau", "member_folds"]
 #: and scored out of fold; a class of one row trains every member.
 _MIN_SPLIT_CLASS = 2
 
-#: Strengths of the post-hoc adjustment tried. On the development suite's
-#: out-of-fold rows a step of 0.05 chose better than one of 0.25 on 14 of 21
-#: sets (mean balanced accuracy +0.3 points on the test rows).
-_TAUS = np.round(np.linspace(0.0, 4.0, 81), 2)
-
-#: Balanced accuracies this close to the best tie: the tie goes to the best
-#: macro-F1 (fewer false alarms at about the same recall). On the suite:
-#: +0.6 points of macro-F1 and +0.1 of balanced accuracy.
-_NEAR_TIE = 0.002
+#: Largest strength of the post-hoc adjustment tried.
+_MAX_TAU = 4.0
 
 
 def _holdable_rows(y: np.ndarray, sample_weight) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -94,14 +87,27 @@ def member_folds(
     return folds
 
 
-def best_posthoc_tau(log_proba: np.ndarray, labels: np.ndarray, class_counts: np.ndarray) -> float:
+def best_posthoc_tau(
+    log_proba: np.ndarray,
+    labels: np.ndarray,
+    class_counts: np.ndarray,
+    *,
+    step: float = 0.05,
+    near_tie: float = 0.002,
+) -> float:
     """Strength of post-hoc logit adjustment with the best balanced accuracy.
 
     Scores ``argmax_y log_proba[:, y] - tau * log(prior_y)`` for each ``tau``
-    in 0, 0.05, ..., 4 (Menon et al. [1]_). Strengths within 0.002 of the
-    best balanced accuracy count as ties, which go to the best macro-F1, and
-    then to the ``tau`` closest to 1, the optimum for calibrated
-    probabilities. Both scores are over the classes present in ``labels``.
+    in 0, ``step``, ..., 4 (Menon et al. [1]_). Strengths within
+    ``near_tie`` of the best balanced accuracy count as ties, which go to
+    the best macro-F1 (fewer false alarms at about the same recall), then
+    to the ``tau`` closest to 1, the optimum for calibrated probabilities.
+    Both scores are over the classes present in ``labels``.
+
+    The defaults suit scores on every training row, out of fold: on the
+    development suite's 21 sets, against ``step=0.25, near_tie=0``, the
+    default ``LDAMDRWClassifier`` gained 0.4 points of mean balanced
+    accuracy (better on 14 sets, worse on 4) and 0.8 of macro-F1.
 
     Parameters
     ----------
@@ -111,6 +117,10 @@ def best_posthoc_tau(log_proba: np.ndarray, labels: np.ndarray, class_counts: np
         Their class indices.
     class_counts : ndarray of shape (n_classes,)
         Training rows per class, whose shares are the priors.
+    step : float, default=0.05
+        Spacing of the strengths tried; coarser steps suit fewer scored rows.
+    near_tie : float, default=0.002
+        Shortfall in balanced accuracy that still counts as a tie.
 
     Returns
     -------
@@ -135,13 +145,14 @@ def best_posthoc_tau(log_proba: np.ndarray, labels: np.ndarray, class_counts: np
     # one-row classes out of them).
     rows = np.bincount(labels, minlength=n_classes)
     present = rows > 0
-    bacc, f1 = np.empty(len(_TAUS)), np.empty(len(_TAUS))
-    for i, tau in enumerate(_TAUS):
+    taus = np.round(np.arange(0.0, _MAX_TAU + step / 2, step), 6)
+    bacc, f1 = np.empty(len(taus)), np.empty(len(taus))
+    for i, tau in enumerate(taus):
         predicted = np.argmax(log_proba - tau * log_prior, axis=1)
         hits = np.bincount(labels, weights=predicted == labels, minlength=n_classes)[present]
         claimed = np.bincount(predicted, minlength=n_classes)[present]
         bacc[i] = np.mean(hits / rows[present])
         f1[i] = np.mean(2 * hits / (claimed + rows[present]))
-    tied = bacc >= bacc.max() - _NEAR_TIE
+    tied = bacc >= bacc.max() - near_tie
     best = tied & np.isclose(f1, f1[tied].max())
-    return float(_TAUS[best][np.argmin(np.abs(_TAUS[best] - 1.0))])
+    return float(taus[best][np.argmin(np.abs(taus[best] - 1.0))])

@@ -17,6 +17,7 @@ def test_best_posthoc_tau_maximises_balanced_accuracy_and_prefers_one_among_ties
     # 2.09, moves tau up to the first strength of the grid above it.
     log_proba = np.log([[0.99, 0.01], [0.9999999, 1e-7]])
     assert best_posthoc_tau(log_proba, np.array([1, 0]), counts) == 2.1
+    assert best_posthoc_tau(log_proba, np.array([1, 0]), counts, step=0.25) == 2.25
     # No adjustment when the unadjusted argmax is already best alone: the
     # majority row turns at tau > log(51 / 49) / log(9) = 0.018.
     log_proba = np.log([[0.49, 0.51], [0.51, 0.49]])
@@ -33,6 +34,7 @@ def test_best_posthoc_tau_gives_near_ties_in_balanced_accuracy_to_macro_f1():
     labels = np.r_[np.ones(10, int), np.zeros(1000, int)]
     log_proba = np.log(np.c_[1 - p, p])
     assert best_posthoc_tau(log_proba, labels, counts) == 1.0
+    assert best_posthoc_tau(log_proba, labels, counts, near_tie=0.0) == 2.1
     # Without the near tie (20 rows turn, not 99), balanced accuracy decides.
     p[30:109] = 1e-9
     assert best_posthoc_tau(np.log(np.c_[1 - p, p]), labels, counts) == 2.1
