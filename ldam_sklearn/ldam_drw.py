@@ -188,8 +188,9 @@ class LDAMDRWClassifier(BaseNetClassifier):
           rows: a first fit on a stratified 80 % of the rows scores the
           other 20 % with ``log p(y|x) - tau * log(prior_y)`` for ``tau`` in
           0, 0.25, ..., 4, keeps the ``tau`` of the best balanced accuracy
-          (the one closest to 1 among ties, 1 being the theoretical
-          optimum for calibrated probabilities), and the model is then
+          (among ties, that of the best macro-F1, then the one closest to
+          1, the theoretical optimum for calibrated probabilities), and the
+          model is then
           refitted on all rows (fit costs about 1.8 times as much). Only
           rows of positive ``sample_weight`` are held out, from classes of
           two such rows or more; the other rows all go to the first fit.

@@ -7,6 +7,8 @@ import warnings
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
+from .utils.validation import check_real
+
 __all__ = ["best_posthoc_tau", "member_folds"]
 
 #: Fewest rows of a class for its rows to be spread over the members' folds
@@ -138,6 +140,8 @@ def best_posthoc_tau(
     >>> best_posthoc_tau(log_proba, np.array([0, 1, 0]), np.array([90, 10]))
     0.6
     """
+    check_real("step", step, 0, strict=True)
+    check_real("near_tie", near_tie, 0)
     log_prior = np.log(class_counts / class_counts.sum())
     n_classes = len(class_counts)
     # Computed here rather than by scikit-learn's metrics, which warn at

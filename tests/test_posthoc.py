@@ -3,6 +3,7 @@
 import warnings
 
 import numpy as np
+import pytest
 
 from ldam_sklearn.posthoc import best_posthoc_tau, member_folds
 
@@ -38,6 +39,14 @@ def test_best_posthoc_tau_gives_near_ties_in_balanced_accuracy_to_macro_f1():
     # Without the near tie (20 rows turn, not 99), balanced accuracy decides.
     p[30:109] = 1e-9
     assert best_posthoc_tau(np.log(np.c_[1 - p, p]), labels, counts) == 2.1
+
+
+@pytest.mark.parametrize(
+    "params, message", [({"step": 0}, "step must be"), ({"near_tie": -0.1}, "near_tie must be")]
+)
+def test_best_posthoc_tau_rejects_a_bad_grid_by_name(params, message):
+    with pytest.raises(ValueError, match=message):
+        best_posthoc_tau(np.zeros((2, 2)), np.array([0, 1]), np.array([5, 5]), **params)
 
 
 def test_best_posthoc_tau_scores_the_classes_present_without_warnings():
