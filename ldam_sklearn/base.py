@@ -736,7 +736,10 @@ class BaseNetClassifier(NeuralNetClassifier):
         proba : ndarray of shape (n_samples, n_classes)
             Rows sum to 1.
         """
-        outputs = self._module_outputs(X)
+        return self._proba_from_outputs(self._module_outputs(X))
+
+    def _proba_from_outputs(self, outputs: torch.Tensor) -> np.ndarray:
+        """``predict_proba`` of rows whose module outputs are ``outputs``."""
         proba = np.empty((len(outputs), len(self.classes_)), dtype=np.float64)
         # The float64 softmax runs over large chunks, not per batch: per
         # batch its overhead was a third of the cost of prediction, and over

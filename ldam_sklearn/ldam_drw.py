@@ -459,15 +459,16 @@ class LDAMDRWClassifier(BaseNetClassifier):
                 super().fit(X, y, sample_weight=sample_weight, **fit_params)
             finally:
                 self._cross_fit = False
+        # One forward pass over the training rows serves tau and the check.
+        outputs = self._module_outputs(X) if self.recipe == "tabular" else None
         if self._out_of_fold is not None:
-            tau = self._out_of_fold_tau(X)
+            tau = self._out_of_fold_tau(outputs)
         self.module_.posthoc_tau.fill_(tau)
-        if self.recipe == "tabular":
+        if outputs is not None:
             # The last epoch saw mixed rows and no adjustment: check the model itself.
-            predicted = np.unique(self.predict(X))
+            predicted = np.unique(self._proba_from_outputs(outputs).argmax(axis=1))
             if len(predicted) == 1:
-                index = int(np.searchsorted(self.classes_, predicted[0]))
-                warn_single_class(self, index, f"post-hoc tau {tau:g}")
+                warn_single_class(self, int(predicted[0]), f"post-hoc tau {tau:g}")
         return self
 
     def initialize_module(self):
@@ -516,12 +517,12 @@ class LDAMDRWClassifier(BaseNetClassifier):
         finally:
             self.max_epochs, self.drw_start = max_epochs, drw_start
 
-    def _out_of_fold_tau(self, X) -> float:
-        """The best ``tau`` on each row scored by the member that did not train on it."""
+    def _out_of_fold_tau(self, outputs: torch.Tensor) -> float:
+        """The best ``tau`` on each training row's output from its out-of-fold member."""
         folds, labels = self._out_of_fold
         self._out_of_fold = None
         scored = np.flatnonzero(folds >= 0)
-        log_proba = self._member_log_proba(self._module_outputs(X))
+        log_proba = self._member_log_proba(outputs)
         log_proba = log_proba[torch.as_tensor(scored), torch.as_tensor(folds[scored])]
         return best_posthoc_tau(log_proba.double().numpy(), labels[scored], self.class_counts_)
 

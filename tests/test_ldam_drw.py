@@ -531,6 +531,25 @@ def test_packed_tau_is_chosen_on_each_row_by_the_member_that_did_not_see_it(imba
     np.testing.assert_allclose(clf.predict_proba(X), expected.numpy(), rtol=1e-5, atol=1e-7)
 
 
+@pytest.mark.parametrize("members", [5, 1])
+def test_fit_ends_with_one_forward_pass_over_the_training_rows(
+    imbalanced_data, monkeypatch, members
+):
+    # tau (out of fold) and the single-class check share it.
+    X, y = imbalanced_data
+    calls = []
+    outputs = LDAMDRWClassifier._module_outputs
+
+    def counted(self, X):
+        calls.append(len(X))
+        return outputs(self, X)
+
+    monkeypatch.setattr(LDAMDRWClassifier, "_module_outputs", counted)
+    LDAMDRWClassifier(**FAST, n_members=members).fit(X, y)
+    # One network also scores its hold-out (a fifth of the rows) before the refit.
+    assert calls == ([len(y)] if members > 1 else [len(X) - int(0.8 * len(X)), len(y)])
+
+
 def test_members_train_plainly_from_8_rows_per_feature_and_20_epochs_and_regularised_below():
     X, y = make_classification(400, 20, weights=[0.8, 0.2], random_state=0)
     params = {**FAST, "max_epochs": 50}  # 20 epochs trained
