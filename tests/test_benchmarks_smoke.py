@@ -150,6 +150,15 @@ def test_meta_weights_benchmark_times_sparse_input(run_module):
         assert all(seconds > 0 for seconds in block["seconds_per_epoch"].values())
 
 
+# Two epochs on 400 rows may leave the rare class unlearned; that is not checked here.
+@pytest.mark.filterwarnings("ignore::sklearn.exceptions.ConvergenceWarning")
+def test_budget_benchmark_scores_each_budget_beside_hgb():
+    bench = _load_benchmark("bench_budget")
+    table = bench.main(["--n-samples", "600", "--budgets", "2,5"])
+    assert list(table.index) == ["HGB-bal", "LDAM-DRW, max_epochs=2", "LDAM-DRW, max_epochs=5"]
+    assert table["balanced_accuracy"].between(0, 1).all() and (table["fit_seconds"] > 0).all()
+
+
 def _fake_data_home(path: Path) -> Path:
     """A data home laid out like ../shared/data, holding generated data."""
     rng = np.random.default_rng(0)
