@@ -75,10 +75,10 @@ _HOLDOUT = 0.2
 _HOLDOUT_TAU_STEP = 0.25
 
 #: Fewest epochs for packed members to train plainly: unclipped, their
-#: cosine heads blow up in the first steps and need the epochs to recover.
-#: On synthetic sets of 27 rows per feature (4 seeds), 4 and 8 plain epochs
-#: predicted one class, 12 scored 0.80 against 0.85 for the regularised
-#: members, and 20 (0.85) to 40 (0.90 against 0.88) beat them.
+#: cosine heads blow up in the first steps and need steps to recover.
+#: On synthetic sets of 27 rows per feature (2 steps an epoch, 4 seeds), 4
+#: and 8 plain epochs predicted one class, 12 scored 0.80 against 0.85 for
+#: the regularised members, and 20 (0.85) to 40 (0.90 against 0.88) beat them.
 _PLAIN_MIN_EPOCHS = 20
 #: ... or this many steps in fewer epochs: on the development suite's sets
 #: of 1,300 to 13,000 training rows at ``max_epochs`` 10 and 20, every fit
@@ -197,8 +197,8 @@ class LDAMDRWClassifier(BaseNetClassifier):
           0, 0.25, ..., 4, keeps the ``tau`` of the best balanced accuracy
           (among ties, that of the best macro-F1, then the one closest to
           1, the theoretical optimum for calibrated probabilities), and the
-          model is then
-          refitted on all rows (fit costs about 1.8 times as much). Only
+          model is then refitted on all rows (fit costs about 1.8 times as
+          much). Only
           rows of positive ``sample_weight`` are held out, from classes of
           two such rows or more; the other rows all go to the first fit.
           The choice is skipped when fewer than two classes have two such
@@ -232,8 +232,8 @@ class LDAMDRWClassifier(BaseNetClassifier):
         training rows per feature and 20 epochs to train (``max_epochs`` of
         48 or more) or 400 steps in fewer epochs, they train as in the paper
         (no mixup or clipping, weight decay 2e-4); otherwise with the mixup
-        and weight decay above, a member mixing only its own rows, and the five
-        gradients clipped together to norm ``sqrt(5)`` (the one thing the
+        and weight decay above, a member mixing only its own rows, and the
+        five gradients clipped together to norm ``sqrt(5)`` (the one thing the
         members share). Unclipped, the members' cosine heads blow up in the
         first steps as described above and need steps to recover (in 4 and
         8 epochs of two steps such fits predicted one class); clipping them
