@@ -21,7 +21,7 @@ from sklearn.utils.validation import (
 )
 
 from .callbacks import warn_single_class
-from .ldam_drw import LDAMDRWClassifier
+from .ldam_drw import _ROWS_PER_FEATURE, LDAMDRWClassifier
 from .posthoc import best_posthoc_tau, member_folds
 from .utils.validation import check_bool
 
@@ -30,14 +30,6 @@ __all__ = ["CrossFitEnsembleClassifier"]
 #: Epochs of each member of the default ensemble: five members of 40 epochs
 #: cost about what one 100-epoch LDAM-DRW fit with its hold-out fit costs.
 _MEMBER_EPOCHS = 40
-
-#: Fewest training rows per feature for the default members to train with
-#: the paper's recipe rather than the regularised tabular one. On the
-#: development suite the tabular recipe's mixup and weight decay helped on
-#: the three sets with fewer than 4 rows per feature (arrhythmia, libras_move,
-#: spectrometer) and cost up to 5 points on the sets with more than 12 (e.g.
-#: mammography, us_crime, thyroid_sick); 8 lies in that gap.
-_ROWS_PER_FEATURE = 8
 
 #: The warning of a member whose own, unadjusted, predictions are a single
 #: class: on the development suite most paper-recipe members predict the
@@ -70,7 +62,7 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
     estimator : classifier, default=None
         The member; it must have ``predict_proba``. ``None`` means
         ``LDAMDRWClassifier(max_epochs=40, choose_tau=False)`` with
-        ``recipe="paper"`` when a dense ``X`` has at least 8 rows per
+        ``recipe="paper"`` when a dense ``X`` has at least 12 rows per
         feature, and with ``recipe="tabular"`` (mixup, weight decay 5e-3,
         clipping, and the rules for sparse input) on fewer rows and on
         sparse input: regularisation where the rows are few for the
@@ -168,6 +160,8 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
 
     def _member(self, X):
         if self.estimator is None:
+            # The rule of LDAMDRWClassifier's packed members, measured for
+            # both (benchmarks/bench_plain_members.py).
             plain = not sp.issparse(X) and X.shape[0] >= _ROWS_PER_FEATURE * X.shape[1]
             recipe = "paper" if plain else "tabular"
             return LDAMDRWClassifier(

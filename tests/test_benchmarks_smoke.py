@@ -334,3 +334,29 @@ def test_text_benchmark_records_a_diverged_fit_and_leaves_it_out_of_the_means(be
     table = bench_text.summarize(per_split)
     assert table.loc[("d", "c"), "diverged"] == 1
     assert table.loc[("d", "c"), "macro_f1"] == fitted["macro_f1"]
+
+
+def test_plain_members_benchmark_forces_each_recipe_and_bands_the_gains(monkeypatch, tmp_path):
+    import ldam_sklearn.ldam_drw as ldam_drw
+
+    monkeypatch.syspath_prepend(str(ROOT / "benchmarks"))
+    bench = _load_benchmark("bench_plain_members")
+    threshold = ldam_drw._ROWS_PER_FEATURE
+    recipes = []
+    fit = ldam_drw.LDAMDRWClassifier.fit
+
+    def recorded(self, X, y, **kwargs):
+        fit(self, X, y, **kwargs)
+        recipes.append(self._plain_members)
+        return self
+
+    monkeypatch.setattr(ldam_drw.LDAMDRWClassifier, "fit", recorded)
+    iris = {"iris, ratio 10": bench.bundled_sets()["iris, ratio 10"]}
+    fits = bench.run(iris, (0,))
+    # Three folds plainly, then three regularised; the threshold is restored.
+    assert recipes == [True] * 3 + [False] * 3
+    assert ldam_drw._ROWS_PER_FEATURE == threshold
+    assert fits["rows_per_feature"].round(2).tolist() == [round(70 * 2 / 3 / 4, 2)]
+    table = bench.summarize(fits)
+    assert table["fits"].sum() == 1 and table.index[0].left == 8
+    assert not bench.suite_sets(tmp_path)

@@ -155,12 +155,12 @@ def test_ldam_members_leave_the_choice_of_tau_to_the_ensemble_and_are_one_networ
 
 @pytest.mark.parametrize(
     "n_features, sparse, recipe",
-    [(8, False, "paper"), (40, False, "tabular"), (8, True, "tabular")],
+    [(16, False, "paper"), (17, False, "tabular"), (8, True, "tabular")],
 )
 def test_default_members_train_40_epochs_with_the_recipe_of_the_rows_per_feature(
     n_features, sparse, recipe
 ):
-    # 200 rows: 25 per feature (paper's recipe) or 5 per feature (tabular);
+    # 200 rows: 12.5 per feature (paper's recipe) or 11.8 per feature (tabular);
     # sparse input keeps the tabular recipe and its rules for sparse input.
     X, y = make_classification(200, n_features=n_features, weights=[0.8], random_state=0)
     X = sp.csr_matrix(X) if sparse else X

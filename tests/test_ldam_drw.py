@@ -550,10 +550,10 @@ def test_fit_ends_with_one_forward_pass_over_the_training_rows(
     assert calls == ([len(y)] if members > 1 else [len(X) - int(0.8 * len(X)), len(y)])
 
 
-def test_members_train_plainly_from_8_rows_per_feature_and_20_epochs_or_400_steps():
+def test_members_train_plainly_from_12_rows_per_feature_and_20_epochs_or_400_steps():
     X, y = make_classification(400, 20, weights=[0.8, 0.2], random_state=0)
     params = {**FAST, "max_epochs": 50}  # 20 epochs trained
-    plain = LDAMDRWClassifier(**params).fit(X[:160], y[:160])  # 8 rows per feature
+    plain = LDAMDRWClassifier(**params).fit(X[:240], y[:240])  # 12 rows per feature
     assert "gradient_clipping" not in dict(plain.callbacks_)
     assert plain.optimizer_.param_groups[0]["weight_decay"] == 2e-4
     # ceil(0.4 * 47) = 19 epochs: too few to train plainly.
@@ -563,7 +563,7 @@ def test_members_train_plainly_from_8_rows_per_feature_and_20_epochs_or_400_step
     few_epochs = {**FAST, "batch_size": 8}
     assert LDAMDRWClassifier(**few_epochs).fit(X_many, y_many)._plain_members
     assert not LDAMDRWClassifier(**few_epochs).fit(X_many[:1000], y_many[:1000])._plain_members
-    regularised = LDAMDRWClassifier(**params).fit(X[:159], y[:159])
+    regularised = LDAMDRWClassifier(**params).fit(X[:239], y[:239])
     # Clipped to norm 1 per member: sqrt(5) for the five together.
     clipping = dict(regularised.callbacks_)["gradient_clipping"]
     assert clipping.gradient_clip_value == 1.0 and regularised.n_members_ == 5

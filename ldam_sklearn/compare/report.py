@@ -34,7 +34,7 @@ _INERT_HEADER = (
     "row correctly before the switch to class-balanced training, so there was almost no "
     "loss left to re-balance and the switch changed the model little (compare the same "
     "loss without it). Regularisation that keeps the loss up lets it act, as the default "
-    "recipe's mixup does (with fewer than 8 training rows per feature, or 20 epochs):"
+    "recipe's mixup does (with fewer than 12 training rows per feature, or 20 epochs):"
 )
 
 
