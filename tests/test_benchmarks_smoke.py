@@ -206,6 +206,29 @@ def test_real_data_benchmark_scores_caches_and_reports(bench_real, tmp_path, mon
     pd.testing.assert_frame_equal(again, summary)
 
 
+def test_real_data_benchmark_gives_every_contender_the_same_threads(
+    bench_real, tmp_path, monkeypatch
+):
+    import torch
+    from threadpoolctl import threadpool_info
+
+    seen = []
+
+    def record(*args, **kwargs):
+        pools = [pool["num_threads"] for pool in threadpool_info()]
+        seen.append((torch.get_num_threads(), max(pools, default=1)))
+        return {"balanced_accuracy": 0.5, "macro_f1": 0.5, "g_mean": 0.5, "fit_seconds": 0.1}
+
+    monkeypatch.setattr(bench_real, "score_fold", record)
+    home = _fake_data_home(tmp_path / "data")
+    threads = torch.get_num_threads()
+    argv = ["--data-home", str(home), "--datasets", "ecoli", "--contenders", "LR-bal"]
+    bench_real.main([*argv, "--out", str(tmp_path / "a.json"), "--threads", "1"])
+    assert seen == [(1, 1)] * bench_real.N_FOLDS
+    # PyTorch's setting is given back.
+    assert torch.get_num_threads() == threads
+
+
 def test_real_data_benchmark_uses_the_same_folds_for_everyone(bench_real):
     y = np.repeat([0, 1, 2], [40, 12, 5])
     first, second = bench_real.folds(y), bench_real.folds(y)
