@@ -1,6 +1,7 @@
 """Thread policy: the default ``n_threads="auto"`` against one thread and all threads.
 
-A default ``LDAMDRWClassifier`` (MLP n_features-256-256-2) is fitted on
+A default ``LDAMDRWClassifier`` with one network (MLP n_features-256-256-2;
+``--members 5``: the five packed members of the dense default) is fitted on
 random data of (3000, 10), (50000, 50) and (200000, 100) rows x features,
 once on an otherwise idle machine and once beside one CPU-bound process (a
 Python busy loop started before the clock), with ``n_threads="auto"`` (the
@@ -14,8 +15,9 @@ is reported as the median of ``--fixed-rounds`` fits after one warm-up
 (aim: under 50 ms).
 
 Run ``python benchmarks/bench_threads.py`` (``--quick`` for a smoke run);
-writes ``threads.json`` to ``--out``. Idle rows mean something only when
-nothing else runs: the benchmark prints the load average it started at.
+writes ``threads.json`` (``threads_members5.json``) to ``--out``. Idle rows
+mean something only when nothing else runs: the benchmark prints the load
+average it started at.
 """
 
 from __future__ import annotations
@@ -56,16 +58,17 @@ def cpu_bound_neighbour(active: bool):
         neighbour.wait()
 
 
-def time_fit(X, y, epochs: int, n_threads) -> tuple[float, int]:
+def time_fit(X, y, epochs: int, n_threads, n_members: int = 1) -> tuple[float, int]:
     gc.collect()
-    # One network, as docs/scaling.md measured (the default packs five on dense data).
-    clf = LDAMDRWClassifier(max_epochs=epochs, random_state=0, n_threads=n_threads, n_members=1)
+    clf = LDAMDRWClassifier(
+        max_epochs=epochs, random_state=0, n_threads=n_threads, n_members=n_members
+    )
     start = time.perf_counter()
     clf.fit(X, y)
     return time.perf_counter() - start, clf.n_threads_
 
 
-def measure_row(n_rows, n_features, epochs, rounds, loaded) -> dict:
+def measure_row(n_rows, n_features, epochs, rounds, loaded, n_members=1) -> dict:
     X, y = make_data(n_rows, n_features, 2)
     names = list(POLICIES)
     times = {name: [] for name in names}
@@ -74,7 +77,7 @@ def measure_row(n_rows, n_features, epochs, rounds, loaded) -> dict:
         for r in range(rounds):
             order = names[r % len(names) :] + names[: r % len(names)]
             for name in order:
-                seconds, used = time_fit(X, y, epochs, POLICIES[name])
+                seconds, used = time_fit(X, y, epochs, POLICIES[name], n_members)
                 times[name].append(seconds)
                 if name == "auto":
                     chosen.append(used)
@@ -106,6 +109,9 @@ def main(argv=None) -> dict:
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke run")
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--fixed-rounds", type=int, default=20)
+    parser.add_argument(
+        "--members", type=int, default=1, help="n_members of the network (5: the dense default)"
+    )
     parser.add_argument("--out", type=Path, default=Path("results/benchmarks"))
     args = parser.parse_args(argv)
     rows = QUICK_ROWS if args.quick else ROWS
@@ -118,7 +124,7 @@ def main(argv=None) -> dict:
     print(f"{'X':>14} {'machine':>9} {'auto':>8} {'1 thr':>8} {'all':>8} {'auto/best':>10}")
     for n_rows, n_features, epochs in rows:
         for loaded in (False, True):
-            row = measure_row(n_rows, n_features, epochs, rounds, loaded)
+            row = measure_row(n_rows, n_features, epochs, rounds, loaded, args.members)
             results["rows"].append(row)
             s = row["seconds"]
             print(
@@ -128,7 +134,8 @@ def main(argv=None) -> dict:
                 flush=True,
             )
     args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "threads.json").write_text(json.dumps(results, indent=2))
+    name = "threads.json" if args.members == 1 else f"threads_members{args.members}.json"
+    (args.out / name).write_text(json.dumps(results, indent=2))
     return results
 
 

@@ -176,9 +176,10 @@ class BaseNetClassifier(NeuralNetClassifier):
         ``predict_proba`` run; torch's own setting is restored afterwards.
         ``"auto"`` uses one thread when a training step is small (under
         ``SMALL_STEP_MACS`` multiply-adds: batch size x dense weights, which
-        holds the default network on tabular and text data), since extra
+        holds one default network on tabular and text data), since extra
         threads mostly wait on each other there and lose their cores on a
-        busy machine; larger networks get one thread per core that other
+        busy machine; larger networks (the five packed members of the dense
+        default among them) get one thread per core that other
         processes are not using at the start of the call, never more than
         torch's current setting. An int fixes the count; ``-1`` uses every
         core this process may run on.

@@ -108,9 +108,12 @@ def test_torch_threads_restores_the_setting_even_after_an_error(two_torch_thread
     assert torch.get_num_threads() == 2
 
 
-@pytest.mark.parametrize("Estimator", [LDAMDRWClassifier, L2RWClassifier])
+@pytest.mark.parametrize(
+    "Estimator, one_network",
+    [(LDAMDRWClassifier, {"n_members": 1}), (L2RWClassifier, {})],
+)
 def test_fit_and_predict_use_the_policy_and_restore_torch_setting(
-    Estimator, imbalanced_data, two_torch_threads, monkeypatch
+    Estimator, one_network, imbalanced_data, two_torch_threads, monkeypatch
 ):
     X, y = imbalanced_data
     seen = []
@@ -121,8 +124,8 @@ def test_fit_and_predict_use_the_policy_and_restore_torch_setting(
         return original(self, *args, **kwargs)
 
     monkeypatch.setattr(Estimator, "train_step", spy)
-    clf = Estimator(max_epochs=1, random_state=0).fit(X, y)
-    assert clf.n_threads_ == 1 and set(seen) == {1}  # the default network is small
+    clf = Estimator(max_epochs=1, random_state=0, **one_network).fit(X, y)
+    assert clf.n_threads_ == 1 and set(seen) == {1}  # one default network is small
     assert torch.get_num_threads() == 2
     seen.clear()
     clf.set_params(n_threads=2).fit(X, y)
@@ -130,9 +133,23 @@ def test_fit_and_predict_use_the_policy_and_restore_torch_setting(
     assert torch.get_num_threads() == 2
 
 
+def test_packed_default_members_count_as_a_large_step(
+    imbalanced_data, two_torch_threads, monkeypatch
+):
+    X, y = imbalanced_data
+    monkeypatch.setattr(threads, "_usable_cores", lambda: 2)
+    monkeypatch.setattr(threads, "busy_cores", lambda: 0)
+    one = LDAMDRWClassifier(max_epochs=1, random_state=0, n_members=1).fit(X, y)
+    packed = LDAMDRWClassifier(max_epochs=1, random_state=0).fit(X, y)
+    assert step_macs(one.module_, one.batch_size) < SMALL_STEP_MACS
+    assert step_macs(packed.module_, packed.batch_size) >= SMALL_STEP_MACS
+    # On an idle machine the five members' steps get both cores, one network one.
+    assert (one.n_threads_, packed.n_members_, packed.n_threads_) == (1, 5, 2)
+
+
 def test_predict_proba_runs_with_the_policy(imbalanced_data, two_torch_threads, monkeypatch):
     X, y = imbalanced_data
-    clf = LDAMDRWClassifier(max_epochs=1, random_state=0).fit(X, y)
+    clf = LDAMDRWClassifier(max_epochs=1, random_state=0, n_members=1).fit(X, y)
     seen = []
     original = LDAMDRWClassifier.evaluation_step
 

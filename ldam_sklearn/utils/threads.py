@@ -21,8 +21,11 @@ from torch import nn
 __all__ = ["busy_cores", "resolve_n_threads", "step_macs", "torch_threads"]
 
 #: Multiply-adds of one training step (batch size x dense weights) below
-#: which one thread is used: measured in ``benchmarks/bench_threads.py``.
-SMALL_STEP_MACS = 50_000_000
+#: which one thread is used (``benchmarks/bench_threads.py``, 2 cores, idle):
+#: a second thread gained 3 to 11 % on one default network (9 to 12 million)
+#: and 29 to 40 % on the five packed members of the dense default (43 to 57
+#: million), whose steps now get the idle cores.
+SMALL_STEP_MACS = 25_000_000
 
 #: Readings of the run queue per decision; the smallest counts, because a
 #: short-lived process (a shell command, a compiler) should not halve a fit.
