@@ -15,7 +15,7 @@ of every size around it:
   top 10 % of targets against the rest, and digits' ones against the rest
   (600 rows);
 - stratified subsamples of suite sets (``--data-home``, ``../shared/data``
-  by default; left out when absent), of 500 to 1,500 rows.
+  by default; left out when absent), of 300 to 1,500 rows.
 
 Each set (two seeds of the subsample or of the class order) is scored with
 the rule's threshold forced to 0 (plain) and to infinity (regularised),
@@ -51,7 +51,7 @@ from ldam_sklearn.datasets import make_long_tailed
 SEEDS = (0, 1)
 #: ``--estimator`` -> the default estimator whose members follow the rule.
 ESTIMATORS = {"ldam-drw": LDAMDRWClassifier, "ensemble": CrossFitEnsembleClassifier}
-#: (suite set, rows of its stratified subsample): 5.6 to 15 rows per feature.
+#: (suite set, rows of its stratified subsample): 6.7 to 14.8 training rows per feature.
 SUBSAMPLES = [
     ("us_crime", 1000),
     ("ozone_level", 1000),
