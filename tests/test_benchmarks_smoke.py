@@ -383,3 +383,32 @@ def test_plain_members_benchmark_forces_each_recipe_and_bands_the_gains(monkeypa
     table = bench.summarize(fits)
     assert table["fits"].sum() == 1 and table.index[0].left == 8
     assert not bench.suite_sets(tmp_path)
+
+
+def test_sms_threshold_benchmark_bounds_every_threshold(bench_text, tmp_path, capsys):
+    bench = _load_benchmark("bench_sms_threshold")
+    home = _fake_text_home(tmp_path / "data")
+    table = bench.main(["--data-home", str(home), "--contenders", "ERM", "--quick"])
+
+    assert list(table.index) == ["LinearSVC-bal", "LR-bal", "ERM"]
+    # The bars are the references' own scores: the better on each metric.
+    bars = table.loc[["LinearSVC-bal", "LR-bal"], ["macro_f1", "balanced_accuracy"]].max()
+    assert f"macro-F1 {bars['macro_f1']:.4f}" in capsys.readouterr().out
+    # On one fold the oracle threshold sweeps the contender's own one too.
+    assert (table["best_macro_f1"] >= table["macro_f1"] - 1e-12).all()
+    assert (table["auc"] > 0.9).all()
+    # The closest point's margin is the worse of its two margins to the bars.
+    margins = np.minimum(
+        table["closest_f1"] - bars["macro_f1"], table["closest_bacc"] - bars["balanced_accuracy"]
+    )
+    np.testing.assert_allclose(table["shortfall"], margins)
+
+
+def test_sms_threshold_curves_count_each_threshold(bench_text):
+    bench = _load_benchmark("bench_sms_threshold")
+    score = np.array([0.1, 0.4, 0.6, 0.9])
+    spam = np.array([False, True, False, True])
+    f1, bacc = bench.threshold_curves(score, spam, np.array([-np.inf, 0.5, 0.9]))
+    # All spam; then rows 0.6 and 0.9 (one right, one wrong); then none.
+    np.testing.assert_allclose(bacc, [0.5, 0.5, 0.5])
+    np.testing.assert_allclose(f1, [(2 / 3 + 0) / 2, 0.5, (0 + 2 / 3) / 2])
