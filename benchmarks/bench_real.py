@@ -157,6 +157,7 @@ CONTENDERS: dict[str, Callable[[], object] | str] = {
     "LDAM-DRW (paper)": lambda: _scaled(LDAMDRWClassifier(recipe="paper", random_state=SEED)),
     "LDAM": lambda: _scaled(LDAMDRWClassifier(schedule="none", random_state=SEED)),
     "LDAM-DRW": lambda: _scaled(LDAMDRWClassifier(random_state=SEED)),
+    "LDAM-DRW f1": lambda: _scaled(LDAMDRWClassifier(tau_scoring="f1_macro", random_state=SEED)),
     "LDAM-DRW x5": lambda: _scaled(CrossFitEnsembleClassifier(random_state=SEED)),
     "LDAM-DRW x5 n_jobs=-1": lambda: _scaled(
         CrossFitEnsembleClassifier(random_state=SEED, n_jobs=-1)

@@ -22,8 +22,8 @@ from sklearn.utils.validation import (
 
 from .callbacks import warn_single_class
 from .ldam_drw import _ROWS_PER_FEATURE, LDAMDRWClassifier
-from .posthoc import best_posthoc_tau, member_folds
-from .utils.validation import check_bool
+from .posthoc import TAU_SCORINGS, best_posthoc_tau, member_folds
+from .utils.validation import check_bool, check_choice
 
 __all__ = ["CrossFitEnsembleClassifier"]
 
@@ -80,6 +80,9 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         (``tau`` in 0, 0.05, ..., 4, best balanced accuracy, see
         :func:`~ldam_sklearn.posthoc.best_posthoc_tau`); ``False``: every
         member trains on all rows (bagging over seeds) and ``tau = 0``.
+    tau_scoring : {"balanced_accuracy", "f1_macro"}, default="balanced_accuracy"
+        What the chosen strength maximises on the out-of-fold rows; as for
+        :class:`LDAMDRWClassifier`.
     random_state : int, RandomState instance or None, default=None
         Seeds the folds and, when the member has a ``random_state``
         parameter, each member's own seed.
@@ -149,12 +152,14 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         n_members: int = 5,
         *,
         choose_tau: bool = True,
+        tau_scoring: str = "balanced_accuracy",
         random_state=None,
         n_jobs: int | None = None,
     ):
         self.estimator = estimator
         self.n_members = n_members
         self.choose_tau = choose_tau
+        self.tau_scoring = tau_scoring
         self.random_state = random_state
         self.n_jobs = n_jobs
 
@@ -181,6 +186,7 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
         if isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 2:
             raise ValueError(f"n_members must be an integer of at least 2, got {n!r}.")
         check_bool("choose_tau", self.choose_tau)
+        check_choice("tau_scoring", self.tau_scoring, TAU_SCORINGS)
         if self.estimator is not None and not hasattr(self.estimator, "predict_proba"):
             raise ValueError(
                 f"estimator {type(self.estimator).__name__} has no predict_proba; the ensemble "
@@ -252,7 +258,11 @@ class CrossFitEnsembleClassifier(MetaEstimatorMixin, ClassifierMixin, BaseEstima
                 log_proba[held] = held_log_proba
         self.estimators_ = [member for member, _ in fitted]
         self.posthoc_tau_ = (
-            best_posthoc_tau(log_proba[rows], y_enc[rows], self.class_counts_) if adjust else 0.0
+            best_posthoc_tau(
+                log_proba[rows], y_enc[rows], self.class_counts_, scoring=self.tau_scoring
+            )
+            if adjust
+            else 0.0
         )
         predicted = np.unique(np.argmax(self._adjusted(X), axis=1))
         if len(predicted) == 1 and len(self.classes_) > 1:

@@ -7,9 +7,12 @@ import warnings
 import numpy as np
 from sklearn.model_selection import StratifiedKFold
 
-from .utils.validation import check_real
+from .utils.validation import check_choice, check_real
 
-__all__ = ["best_posthoc_tau", "member_folds"]
+__all__ = ["TAU_SCORINGS", "best_posthoc_tau", "member_folds"]
+
+#: What the post-hoc strength can maximise, named as scikit-learn's scorers.
+TAU_SCORINGS = ("balanced_accuracy", "f1_macro")
 
 #: Fewest rows of a class for its rows to be spread over the members' folds
 #: and scored out of fold; a class of one row trains every member.
@@ -96,15 +99,18 @@ def best_posthoc_tau(
     *,
     step: float = 0.05,
     near_tie: float = 0.002,
+    scoring: str = "balanced_accuracy",
 ) -> float:
-    """Strength of post-hoc logit adjustment with the best balanced accuracy.
+    """Strength of post-hoc logit adjustment with the best balanced accuracy (or macro-F1).
 
     Scores ``argmax_y log_proba[:, y] - tau * log(prior_y)`` for each ``tau``
     in 0, ``step``, ..., 4 (Menon et al. [1]_). Strengths within
     ``near_tie`` of the best balanced accuracy count as ties, which go to
     the best macro-F1 (fewer false alarms at about the same recall), then
     to the ``tau`` closest to 1, the optimum for calibrated probabilities.
-    Both scores are over the classes present in ``labels``.
+    With ``scoring="f1_macro"`` the two scores swap places: the best
+    macro-F1, near ties to the best balanced accuracy. Both scores are over
+    the classes present in ``labels``.
 
     The defaults suit scores on every training row, out of fold: on the
     development suite's 21 sets, against ``step=0.25, near_tie=0``, the
@@ -122,7 +128,12 @@ def best_posthoc_tau(
     step : float, default=0.05
         Spacing of the strengths tried; coarser steps suit fewer scored rows.
     near_tie : float, default=0.002
-        Shortfall in balanced accuracy that still counts as a tie.
+        Shortfall in the chosen score that still counts as a tie.
+    scoring : {"balanced_accuracy", "f1_macro"}, default="balanced_accuracy"
+        The score to maximise. Balanced accuracy rewards the recall of
+        every class alike and so favours stronger adjustments; macro-F1
+        also counts the rows wrongly given to a rare class, and favours
+        weaker ones.
 
     Returns
     -------
@@ -142,6 +153,7 @@ def best_posthoc_tau(
     """
     check_real("step", step, 0, strict=True)
     check_real("near_tie", near_tie, 0)
+    check_choice("scoring", scoring, TAU_SCORINGS)
     log_prior = np.log(class_counts / class_counts.sum())
     n_classes = len(class_counts)
     # Computed here rather than by scikit-learn's metrics, which warn at
@@ -157,6 +169,7 @@ def best_posthoc_tau(
         claimed = np.bincount(predicted, minlength=n_classes)[present]
         bacc[i] = np.mean(hits / rows[present])
         f1[i] = np.mean(2 * hits / (claimed + rows[present]))
-    tied = bacc >= bacc.max() - near_tie
-    best = tied & np.isclose(f1, f1[tied].max())
+    first, second = (bacc, f1) if scoring == "balanced_accuracy" else (f1, bacc)
+    tied = first >= first.max() - near_tie
+    best = tied & np.isclose(second, second[tied].max())
     return float(taus[best][np.argmin(np.abs(taus[best] - 1.0))])

@@ -38,10 +38,13 @@ def _with_ids(X):
     return np.column_stack([X, np.arange(len(X))])
 
 
-def test_each_row_is_held_out_by_one_member_and_tau_is_chosen_on_those_rows():
+@pytest.mark.parametrize("scoring", ["balanced_accuracy", "f1_macro"])
+def test_each_row_is_held_out_by_one_member_and_tau_is_chosen_on_those_rows(scoring):
     X, y = make_data(300, weights=(0.8, 0.15, 0.05))
     X = _with_ids(X)
-    clf = CrossFitEnsembleClassifier(RowRecorder(), n_members=4, random_state=0).fit(X, y)
+    clf = CrossFitEnsembleClassifier(
+        RowRecorder(), n_members=4, random_state=0, tau_scoring=scoring
+    ).fit(X, y)
     trained_on = np.zeros(len(y), int)
     log_proba = np.zeros((len(y), 3))
     for member in clf.estimators_:
@@ -51,7 +54,9 @@ def test_each_row_is_held_out_by_one_member_and_tau_is_chosen_on_those_rows():
     assert (trained_on == 3).all()
     counts = np.bincount(y)
     np.testing.assert_array_equal(clf.class_counts_, counts)
-    assert clf.posthoc_tau_ == best_posthoc_tau(log_proba, y, counts)
+    assert clf.posthoc_tau_ == best_posthoc_tau(log_proba, y, counts, scoring=scoring)
+    # On these rows macro-F1 asks for a weaker adjustment than balanced accuracy.
+    assert clf.posthoc_tau_ == {"balanced_accuracy": 0.6, "f1_macro": 0.1}[scoring]
 
 
 def test_rows_of_small_classes_are_spread_over_the_folds_and_single_rows_go_everywhere():
@@ -189,6 +194,7 @@ def test_sparse_input_in_a_pipeline():
         ({"n_members": 1}, "n_members must be an integer of at least 2, got 1"),
         ({"n_members": 2.5}, "n_members must be an integer of at least 2"),
         ({"choose_tau": "yes"}, "choose_tau must be True or False, got 'yes'"),
+        ({"tau_scoring": "f1"}, r"tau_scoring='f1' is not valid; choose one of"),
         ({"estimator": LinearSVC()}, "estimator LinearSVC has no predict_proba"),
     ],
 )

@@ -97,6 +97,7 @@ def test_posthoc_logit_adjustment_subtracts_log_prior(imbalanced_data):
         ({"schedule": "cosine"}, r"schedule='cosine' is not valid; choose one of"),
         ({"recipe": "cifar"}, r"recipe='cifar' is not valid; choose one of"),
         ({"choose_tau": "no"}, r"choose_tau must be True or False, got 'no'"),
+        ({"tau_scoring": "recall"}, r"tau_scoring='recall' is not valid; choose one of"),
         ({"n_members": 0}, r'n_members must be "auto" or an integer of at least 1, got 0'),
         ({"n_members": "5"}, r"n_members must be .* got '5'"),
         ({"n_members": 3, "module": torch.nn.Linear}, "pass n_members=1 with your own module"),
@@ -529,6 +530,29 @@ def test_packed_tau_is_chosen_on_each_row_by_the_member_that_did_not_see_it(imba
     mean = torch.log_softmax(clf.s * cosines, dim=-1).mean(dim=1)
     expected = torch.softmax(mean - clf.posthoc_tau_ * log_prior, dim=1)
     np.testing.assert_allclose(clf.predict_proba(X), expected.numpy(), rtol=1e-5, atol=1e-7)
+
+
+@pytest.mark.parametrize("members", [5, 1])
+def test_tau_scoring_f1_macro_adjusts_the_same_network_less(members):
+    X, y = make_classification(
+        600, 20, n_informative=5, weights=[0.9, 0.1], flip_y=0.05, random_state=2
+    )
+    by_bacc = LDAMDRWClassifier(**FAST, n_members=members).fit(X, y)
+    by_f1 = LDAMDRWClassifier(**FAST, n_members=members, tau_scoring="f1_macro").fit(X, y)
+    # The strength is chosen after training (and before the refit of one
+    # network): both train the same weights.
+    for a, b in zip(by_bacc.module_.parameters(), by_f1.module_.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert by_f1.posthoc_tau_ < by_bacc.posthoc_tau_
+    assert (by_f1.predict(X) == 1).sum() < (by_bacc.predict(X) == 1).sum()
+    if members > 1:
+        folds = member_folds(y, None, 5, np.random.RandomState(0).randint(np.iinfo(np.int32).max))
+        cosines = by_f1.forward(X.astype(np.float32)).double()
+        log_proba = torch.log_softmax(by_f1.s * cosines, dim=-1)[np.arange(len(y)), folds]
+        counts = by_f1.class_counts_
+        assert by_f1.posthoc_tau_ == best_posthoc_tau(
+            log_proba.numpy(), y, counts, scoring="f1_macro"
+        )
 
 
 @pytest.mark.parametrize("members", [5, 1])

@@ -39,10 +39,20 @@ def test_best_posthoc_tau_gives_near_ties_in_balanced_accuracy_to_macro_f1():
     # Without the near tie (20 rows turn, not 99), balanced accuracy decides.
     p[30:109] = 1e-9
     assert best_posthoc_tau(np.log(np.c_[1 - p, p]), labels, counts) == 2.1
+    # Macro-F1 decides otherwise: the tenth minority row costs 20 false
+    # alarms (minority F1 0.95 to 0.5), so every tau below 2.1 ties, and 1
+    # is preferred.
+    log_proba = np.log(np.c_[1 - p, p])
+    assert best_posthoc_tau(log_proba, labels, counts, scoring="f1_macro") == 1.0
 
 
 @pytest.mark.parametrize(
-    "params, message", [({"step": 0}, "step must be"), ({"near_tie": -0.1}, "near_tie must be")]
+    "params, message",
+    [
+        ({"step": 0}, "step must be"),
+        ({"near_tie": -0.1}, "near_tie must be"),
+        ({"scoring": "accuracy"}, r"scoring='accuracy' is not valid; choose one of"),
+    ],
 )
 def test_best_posthoc_tau_rejects_a_bad_grid_by_name(params, message):
     with pytest.raises(ValueError, match=message):
