@@ -270,9 +270,10 @@ class LDAMDRWClassifier(BaseNetClassifier):
         precision. On the development suite ``"f1_macro"`` raised the mean
         macro-F1 from 0.760 to 0.796 at a balanced accuracy of 0.830
         instead of 0.864 (``HistGradientBoostingClassifier`` with balanced
-        class weights: 0.808 and 0.805); on long-tailed text, whose 20 %
-        hold-out keeps one or two rows of many classes, it lowered
-        macro-F1 too (docs/quality.md).
+        class weights: 0.808 and 0.805). It scores rows with the training
+        data's class shares, so it suits test data with those shares; on
+        long-tailed training text scored on a balanced test split it
+        lowered macro-F1 too (docs/quality.md).
     n_members : int or "auto", default="auto"
         Networks packed into the default MLP. ``"auto"``: 5 with
         ``recipe="tabular"`` on dense input and the default module, else 1.
