@@ -158,6 +158,10 @@ CONTENDERS: dict[str, Callable[[], object] | str] = {
     "LDAM": lambda: _scaled(LDAMDRWClassifier(schedule="none", random_state=SEED)),
     "LDAM-DRW": lambda: _scaled(LDAMDRWClassifier(random_state=SEED)),
     "LDAM-DRW f1": lambda: _scaled(LDAMDRWClassifier(tau_scoring="f1_macro", random_state=SEED)),
+    "LDAM-DRW trees": lambda: _scaled(LDAMDRWClassifier(tree_blend=True, random_state=SEED)),
+    "LDAM-DRW trees f1": lambda: _scaled(
+        LDAMDRWClassifier(tree_blend=True, tau_scoring="f1_macro", random_state=SEED)
+    ),
     "LDAM-DRW x5": lambda: _scaled(CrossFitEnsembleClassifier(random_state=SEED)),
     "LDAM-DRW x5 n_jobs=-1": lambda: _scaled(
         CrossFitEnsembleClassifier(random_state=SEED, n_jobs=-1)

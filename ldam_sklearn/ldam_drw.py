@@ -9,8 +9,10 @@ import numbers
 import numpy as np
 import scipy.sparse as sp
 import torch
+from scipy.special import softmax
 from sklearn.model_selection import train_test_split
 from sklearn.utils import _safe_indexing, check_random_state, indexable
+from sklearn.utils.validation import validate_data
 
 from .base import BaseNetClassifier
 from .callbacks import (
@@ -28,7 +30,8 @@ from .losses import (
     LDAMLoss,
     LogitAdjustedLoss,
 )
-from .posthoc import TAU_SCORINGS, _holdable_rows, best_posthoc_tau, member_folds
+from .posthoc import TAU_SCORINGS, _holdable_rows, best_blend, best_posthoc_tau, member_folds
+from .trees import fit_tree_members, tree_log_proba
 from .utils.validation import check_bool, check_choice, check_real
 
 __all__ = ["LDAMDRWClassifier"]
@@ -274,6 +277,24 @@ class LDAMDRWClassifier(BaseNetClassifier):
         data's class shares, so it suits test data with those shares; on
         long-tailed training text scored on a balanced test split it
         lowered macro-F1 too (docs/quality.md).
+    tree_blend : bool, default=False
+        Whether to blend the packed network with gradient-boosted trees.
+        Beside the five members, five scikit-learn
+        ``HistGradientBoostingClassifier(class_weight="balanced")`` are
+        fitted, each on the rows its member trains on; the network's share
+        ``w`` of the blend (1, 0.75, 0.5, 0.25 or 0) and ``tau`` are chosen
+        together on the out-of-fold rows, by ``tau_scoring``, and
+        ``predict_proba`` softmaxes ``w`` times the members' mean
+        log-probability plus ``1 - w`` times the trees' minus ``tau log
+        prior``. ``w = 1`` leaves the network alone. On the development
+        suite it raised the mean balanced accuracy from 0.864 to 0.884
+        and the macro-F1 from 0.759 to 0.774 (with ``tau_scoring=
+        "f1_macro"``, computed offline from the same fits: 0.837 and
+        0.824), at about twice the fit time
+        (docs/quality.md). Needs the packed members' out-of-fold rows:
+        dense input, ``recipe="tabular"``, ``choose_tau=True`` and more
+        than one member. The trees are not module parameters:
+        ``save_params`` refuses to save such a model; pickle it instead.
     n_members : int or "auto", default="auto"
         Networks packed into the default MLP. ``"auto"``: 5 with
         ``recipe="tabular"`` on dense input and the default module, else 1.
@@ -304,6 +325,11 @@ class LDAMDRWClassifier(BaseNetClassifier):
     posthoc_tau_ : float
         Strength of the post-hoc logit adjustment chosen on held-out rows
         (``recipe="tabular"``); 0 when none was chosen.
+    tree_members_ : list of HistGradientBoostingClassifier
+        The trees blended with the network (``tree_blend=True``); empty
+        otherwise, and when no ``tau`` was chosen.
+    tree_weight_ : float
+        The network's share of the blend; 1 without trees.
     n_members_ : int
         Networks packed into the module (``n_members`` resolved).
     history_ : skorch.history.History
@@ -348,6 +374,7 @@ class LDAMDRWClassifier(BaseNetClassifier):
         choose_tau: bool = True,
         tau_scoring: str = "balanced_accuracy",
         n_members: int | str = "auto",
+        tree_blend: bool = False,
         **kwargs,
     ):
         super().__init__(**kwargs)
@@ -363,6 +390,7 @@ class LDAMDRWClassifier(BaseNetClassifier):
         self.choose_tau = choose_tau
         self.tau_scoring = tau_scoring
         self.n_members = n_members
+        self.tree_blend = tree_blend
 
     def _check_params(self) -> None:
         super()._check_params()
@@ -371,6 +399,7 @@ class LDAMDRWClassifier(BaseNetClassifier):
         check_choice("recipe", self.recipe, _RECIPES)
         check_bool("choose_tau", self.choose_tau)
         check_choice("tau_scoring", self.tau_scoring, TAU_SCORINGS)
+        check_bool("tree_blend", self.tree_blend)
         n = self.n_members
         if n != "auto" and (isinstance(n, bool) or not isinstance(n, numbers.Integral) or n < 1):
             raise ValueError(f'n_members must be "auto" or an integer of at least 1, got {n!r}.')
@@ -442,7 +471,7 @@ class LDAMDRWClassifier(BaseNetClassifier):
         weights = None if dataset.sample_weight is None else dataset.sample_weight.cpu().numpy()
         seed = check_random_state(self.random_state).randint(np.iinfo(np.int32).max)
         folds = member_folds(labels, weights, self.n_members_, seed)
-        self._out_of_fold = folds, labels
+        self._out_of_fold = folds, labels, weights
         trains = folds[:, None] != np.arange(self.n_members_)
         given = 1.0 if weights is None else weights[:, None]
         dataset.sample_weight = torch.as_tensor(
@@ -475,7 +504,10 @@ class LDAMDRWClassifier(BaseNetClassifier):
         tau = self.posthoc_tau_ if warm else 0.0
         chooses = not warm and self._chooses_tau(y, sample_weight)
         packed = self._members_for(sp.issparse(X)) > 1
+        self._check_tree_blend(packed, sp.issparse(X))
         self._out_of_fold = None
+        if not warm:
+            self.tree_members_, self.tree_weight_ = [], 1.0
         with self._epoch_budget(X, warm):
             if chooses and not packed:
                 tau = self._choose_tau(X, y, sample_weight, fit_params)
@@ -489,11 +521,11 @@ class LDAMDRWClassifier(BaseNetClassifier):
         # One forward pass over the training rows serves tau and the check.
         outputs = self._module_outputs(X) if self.recipe == "tabular" else None
         if self._out_of_fold is not None:
-            tau = self._out_of_fold_tau(outputs)
+            tau = self._out_of_fold_tau(outputs, X)
         self.module_.posthoc_tau.fill_(tau)
         if outputs is not None:
             # The last epoch saw mixed rows and no adjustment: check the model itself.
-            predicted = np.unique(self._proba_from_outputs(outputs).argmax(axis=1))
+            predicted = np.unique(self._proba(outputs, X).argmax(axis=1))
             if len(predicted) == 1:
                 warn_single_class(self, int(predicted[0]), f"post-hoc tau {tau:g}")
         return self
@@ -544,19 +576,86 @@ class LDAMDRWClassifier(BaseNetClassifier):
         finally:
             self.max_epochs, self.drw_start = max_epochs, drw_start
 
-    def _out_of_fold_tau(self, outputs: torch.Tensor) -> float:
-        """The best ``tau`` on each training row's output from its out-of-fold member."""
-        folds, labels = self._out_of_fold
+    def _check_tree_blend(self, packed: bool, sparse: bool) -> None:
+        if self.tree_blend and not (
+            packed
+            and self.recipe == "tabular"
+            and self.choose_tau
+            and self.loss != "logit_adjusted_posthoc"
+        ):
+            raise ValueError(
+                "tree_blend=True chooses the blend on the packed members' out-of-fold rows: "
+                'it needs dense X, recipe="tabular", choose_tau=True, a loss other than '
+                '"logit_adjusted_posthoc" and n_members > 1 ("auto" packs 5 on dense input); '
+                f"got {'sparse' if sparse else 'dense'} X, recipe={self.recipe!r}, "
+                f"choose_tau={self.choose_tau!r}, loss={self.loss!r}, n_members={self.n_members!r}."
+            )
+
+    def _out_of_fold_tau(self, outputs: torch.Tensor, X) -> float:
+        """The best ``tau`` on each training row's output from its out-of-fold member.
+
+        With ``tree_blend``, the trees are fitted on the members' rows here,
+        and the blend's weight is chosen with ``tau``.
+        """
+        folds, labels, weights = self._out_of_fold
         self._out_of_fold = None
         scored = np.flatnonzero(folds >= 0)
         log_proba = self._member_log_proba(outputs)
         log_proba = log_proba[torch.as_tensor(scored), torch.as_tensor(folds[scored])]
-        return best_posthoc_tau(
-            log_proba.double().numpy(),
-            labels[scored],
-            self.class_counts_,
-            scoring=self.tau_scoring,
+        log_proba = log_proba.double().numpy()
+        if not self.tree_blend:
+            return best_posthoc_tau(
+                log_proba, labels[scored], self.class_counts_, scoring=self.tau_scoring
+            )
+        self.tree_members_, trees = fit_tree_members(
+            self._dense(X), labels, weights, folds, self.n_members_, self.random_state
         )
+        self.tree_weight_, tau = best_blend(
+            log_proba, trees[scored], labels[scored], self.class_counts_, scoring=self.tau_scoring
+        )
+        return tau
+
+    def _dense(self, X) -> np.ndarray:
+        """``X`` as the network sees it, for the trees."""
+        return validate_data(self, X, reset=False, dtype=np.float32)
+
+    def predict_proba(self, X) -> np.ndarray:
+        """Class probabilities, columns in the order of ``classes_``.
+
+        With ``tree_blend``, those of the blend of the network and its trees.
+
+        Parameters
+        ----------
+        X : {array-like, sparse matrix} of shape (n_samples, n_features)
+
+        Returns
+        -------
+        proba : ndarray of shape (n_samples, n_classes)
+            Rows sum to 1.
+        """
+        return self._proba(self._module_outputs(X), X)
+
+    def _proba(self, outputs: torch.Tensor, X) -> np.ndarray:
+        """``predict_proba`` of the rows ``X``, whose module outputs are ``outputs``."""
+        if not getattr(self, "tree_members_", None):
+            return self._proba_from_outputs(outputs)
+        net = self._member_log_proba(outputs).double().mean(dim=1).numpy()
+        trees = tree_log_proba(self.tree_members_, self._dense(X))
+        log_prior = np.log(self.class_counts_ / self.class_counts_.sum())
+        w = self.tree_weight_
+        logits = w * net + (1 - w) * trees - self.posthoc_tau_ * log_prior
+        # As _proba_from_outputs: a network overflowed by extreme input saturates.
+        return softmax(np.nan_to_num(logits, nan=0.0, posinf=1e300, neginf=-1e300), axis=1)
+
+    def save_params(self, f_params=None, **kwargs):
+        """skorch's ``save_params``; refused for a tree blend, whose trees it would lose."""
+        if f_params is not None and getattr(self, "tree_members_", None):
+            raise ValueError(
+                "save_params saves the network's parameters, not the gradient-boosted trees "
+                "that tree_blend=True fitted beside it; pickle the estimator (pickle.dump or "
+                "joblib.dump) to keep both."
+            )
+        return super().save_params(f_params=f_params, **kwargs)
 
     def _chooses_tau(self, y, sample_weight) -> bool:
         if self.recipe != "tabular" or not self.choose_tau or self.loss == "logit_adjusted_posthoc":

@@ -9,7 +9,7 @@ from sklearn.model_selection import StratifiedKFold
 
 from .utils.validation import check_choice, check_real
 
-__all__ = ["TAU_SCORINGS", "best_posthoc_tau", "member_folds"]
+__all__ = ["BLEND_WEIGHTS", "TAU_SCORINGS", "best_blend", "best_posthoc_tau", "member_folds"]
 
 #: What the post-hoc strength can maximise, named as scikit-learn's scorers.
 TAU_SCORINGS = ("balanced_accuracy", "f1_macro")
@@ -20,6 +20,10 @@ _MIN_SPLIT_CLASS = 2
 
 #: Largest strength of the post-hoc adjustment tried.
 _MAX_TAU = 4.0
+
+#: The network's shares of a blend with gradient-boosted trees that
+#: ``best_blend`` tries, the network alone first (it wins exact ties).
+BLEND_WEIGHTS = (1.0, 0.75, 0.5, 0.25, 0.0)
 
 
 def _holdable_rows(y: np.ndarray, sample_weight) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -155,13 +159,88 @@ def best_posthoc_tau(
     check_real("near_tie", near_tie, 0)
     check_choice("scoring", scoring, TAU_SCORINGS)
     log_prior = np.log(class_counts / class_counts.sum())
-    n_classes = len(class_counts)
-    # Computed here rather than by scikit-learn's metrics, which warn at
-    # every tau about classes the held-out rows lack (fit keeps the rows of
-    # one-row classes out of them).
+    taus = np.round(np.arange(0.0, _MAX_TAU + step / 2, step), 6)
+    bacc, f1 = _scores(log_proba, labels, log_prior, taus)
+    return float(taus[_best(bacc, f1, taus, near_tie, scoring)])
+
+
+def best_blend(
+    net_log_proba: np.ndarray,
+    tree_log_proba: np.ndarray,
+    labels: np.ndarray,
+    class_counts: np.ndarray,
+    *,
+    weights: tuple[float, ...] = BLEND_WEIGHTS,
+    step: float = 0.05,
+    near_tie: float = 0.002,
+    scoring: str = "balanced_accuracy",
+) -> tuple[float, float]:
+    """The network's share of a blend with trees, and the blend's post-hoc strength.
+
+    Scores ``argmax_y w * net[:, y] + (1 - w) * trees[:, y] - tau *
+    log(prior_y)`` for every ``w`` in ``weights`` and ``tau`` in 0,
+    ``step``, ..., 4, and chooses the pair as ``best_posthoc_tau`` chooses
+    ``tau`` (the chosen score, near ties to the other, then ``tau``
+    closest to 1); among pairs still tied, the earlier ``w``.
+
+    Parameters
+    ----------
+    net_log_proba, tree_log_proba : ndarray of shape (n_samples, n_classes)
+        Log-probabilities of the same held-out rows from the network and
+        from the trees.
+    labels : ndarray of shape (n_samples,)
+        Their class indices.
+    class_counts : ndarray of shape (n_classes,)
+        Training rows per class, whose shares are the priors.
+    weights : tuple of float, default=BLEND_WEIGHTS
+        The network's shares tried, in order of preference.
+    step, near_tie, scoring
+        As in ``best_posthoc_tau``.
+
+    Returns
+    -------
+    weight, tau : float
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> labels = np.array([0, 0, 1, 1])
+    >>> right = np.log([[0.9, 0.1], [0.8, 0.2], [0.3, 0.7], [0.1, 0.9]])
+    >>> best_blend(right, np.log(np.full((4, 2), 0.5)), labels, np.array([50, 50]))
+    (1.0, 1.0)
+
+    A network that ranks every row the wrong way round needs the trees to
+    outweigh it; with equal priors every ``tau`` ties, and 1 is preferred:
+
+    >>> best_blend(right[:, ::-1], right, labels, np.array([50, 50]))
+    (0.25, 1.0)
+    """
+    check_real("step", step, 0, strict=True)
+    check_real("near_tie", near_tie, 0)
+    check_choice("scoring", scoring, TAU_SCORINGS)
+    log_prior = np.log(class_counts / class_counts.sum())
+    taus = np.round(np.arange(0.0, _MAX_TAU + step / 2, step), 6)
+    scores = [
+        _scores(w * net_log_proba + (1 - w) * tree_log_proba, labels, log_prior, taus)
+        for w in weights
+    ]
+    bacc, f1 = (np.concatenate(parts) for parts in zip(*scores, strict=True))
+    best = _best(bacc, f1, np.tile(taus, len(weights)), near_tie, scoring)
+    return float(weights[best // len(taus)]), float(taus[best % len(taus)])
+
+
+def _scores(
+    log_proba: np.ndarray, labels: np.ndarray, log_prior: np.ndarray, taus: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Balanced accuracy and macro-F1 of the adjusted argmax at each ``tau``.
+
+    Computed here rather than by scikit-learn's metrics, which warn at every
+    ``tau`` about classes the held-out rows lack (fit keeps the rows of
+    one-row classes out of them); both are over the classes present.
+    """
+    n_classes = len(log_prior)
     rows = np.bincount(labels, minlength=n_classes)
     present = rows > 0
-    taus = np.round(np.arange(0.0, _MAX_TAU + step / 2, step), 6)
     bacc, f1 = np.empty(len(taus)), np.empty(len(taus))
     for i, tau in enumerate(taus):
         predicted = np.argmax(log_proba - tau * log_prior, axis=1)
@@ -169,7 +248,13 @@ def best_posthoc_tau(
         claimed = np.bincount(predicted, minlength=n_classes)[present]
         bacc[i] = np.mean(hits / rows[present])
         f1[i] = np.mean(2 * hits / (claimed + rows[present]))
+    return bacc, f1
+
+
+def _best(bacc: np.ndarray, f1: np.ndarray, taus: np.ndarray, near_tie: float, scoring: str) -> int:
+    """Index of the best score, near ties to the other score, then to ``tau`` closest to 1."""
     first, second = (bacc, f1) if scoring == "balanced_accuracy" else (f1, bacc)
     tied = first >= first.max() - near_tie
-    best = tied & np.isclose(second, second[tied].max())
-    return float(taus[best][np.argmin(np.abs(taus[best] - 1.0))])
+    best = np.flatnonzero(tied & np.isclose(second, second[tied].max()))
+    # argmin takes the first of equally close: the earliest blend weight.
+    return int(best[np.argmin(np.abs(taus[best] - 1.0))])

@@ -1,5 +1,6 @@
 """LDAMDRWClassifier: its losses, heads, parameters and the ablation grid."""
 
+import pickle
 import warnings
 
 import numpy as np
@@ -603,3 +604,70 @@ def test_packed_members_keep_their_tau_in_warm_and_partial_fits(imbalanced_data)
     assert clf.posthoc_tau_ == tau and clf.n_members_ == 5
     # A warm fit trains max_epochs epochs, every member on every row.
     assert len(clf.history) == 3 + 6 + 6
+
+
+def _thresholds(n_rows, seed=0):
+    """A rule of axis-aligned thresholds, which trees fit better than a small network."""
+    X = np.random.default_rng(seed).normal(size=(n_rows, 8))
+    y = ((X[:, 0] > 1.0) & (X[:, 1] > 0) | (X[:, 2] > 2.2)).astype(int)
+    return X, y
+
+
+def test_default_blends_no_trees(imbalanced_data):
+    clf = LDAMDRWClassifier(**FAST).fit(*imbalanced_data)
+    assert clf.tree_members_ == [] and clf.tree_weight_ == 1.0
+
+
+def test_tree_blend_chooses_the_trees_share_and_tau_out_of_fold_and_predicts_the_blend():
+    X, y = _thresholds(1500)
+    train, test = slice(0, 1000), slice(1000, None)
+    params = {"max_epochs": 20, "random_state": 0}
+    alone = LDAMDRWClassifier(**params).fit(X[train], y[train])
+    blend = LDAMDRWClassifier(**params, tree_blend=True).fit(X[train], y[train])
+    assert len(blend.tree_members_) == blend.n_members_ == 5
+    # The network trains the same weights; the blend leans on the trees.
+    for a, b in zip(alone.module_.parameters(), blend.module_.parameters(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
+    assert blend.tree_weight_ < 1.0
+    score = balanced_accuracy_score(y[test], blend.predict(X[test]))
+    assert score > balanced_accuracy_score(y[test], alone.predict(X[test])) + 0.02
+    # predict_proba: the softmax of the blend of the members' mean
+    # log-probability and the trees', adjusted.
+    X_test = X[test].astype(np.float32)
+    net = torch.log_softmax(blend.s * blend.forward(X_test).double(), dim=-1).mean(dim=1)
+    trees = np.mean([np.log(tree.predict_proba(X_test)) for tree in blend.tree_members_], axis=0)
+    w, log_prior = blend.tree_weight_, np.log(blend.class_counts_ / blend.class_counts_.sum())
+    logits = w * net.numpy() + (1 - w) * trees - blend.posthoc_tau_ * log_prior
+    expected = np.exp(logits) / np.exp(logits).sum(axis=1, keepdims=True)
+    np.testing.assert_allclose(blend.predict_proba(X[test]), expected, rtol=1e-6, atol=1e-9)
+    # A refit without the blend drops the trees.
+    blend.set_params(tree_blend=False).fit(X[train], y[train])
+    assert blend.tree_members_ == []
+    np.testing.assert_array_equal(blend.predict_proba(X[test]), alone.predict_proba(X[test]))
+
+
+@pytest.mark.parametrize(
+    "params, sparse",
+    [
+        ({"n_members": 1}, False),
+        ({"recipe": "paper"}, False),
+        ({"choose_tau": False}, False),
+        ({"loss": "logit_adjusted_posthoc"}, False),
+        ({}, True),
+    ],
+)
+def test_tree_blend_needs_the_packed_members_out_of_fold_rows(imbalanced_data, params, sparse):
+    X, y = imbalanced_data
+    clf = LDAMDRWClassifier(**{**FAST, **params}, tree_blend=True)
+    with pytest.raises(ValueError, match="tree_blend=True chooses the blend on the packed members"):
+        clf.fit(sp.csr_matrix(X) if sparse else X, y)
+
+
+def test_save_params_refuses_a_tree_blend_and_pickle_keeps_it(tmp_path):
+    X, y = _thresholds(600)
+    clf = LDAMDRWClassifier(max_epochs=6, random_state=0, tree_blend=True).fit(X, y)
+    with pytest.raises(ValueError, match="pickle the estimator"):
+        clf.save_params(f_params=tmp_path / "params.pt")
+    clf.save_params(f_history=tmp_path / "history.json")
+    copy = pickle.loads(pickle.dumps(clf))
+    np.testing.assert_array_equal(copy.predict_proba(X), clf.predict_proba(X))

@@ -5,7 +5,7 @@ import warnings
 import numpy as np
 import pytest
 
-from ldam_sklearn.posthoc import best_posthoc_tau, member_folds
+from ldam_sklearn.posthoc import TAU_SCORINGS, best_blend, best_posthoc_tau, member_folds
 
 
 def test_best_posthoc_tau_maximises_balanced_accuracy_and_prefers_one_among_ties():
@@ -88,3 +88,45 @@ def test_member_folds_spread_each_class_and_leave_unsplittable_rows_to_every_mem
     assert (member_folds(np.r_[np.zeros(9, int), 1], None, 5, seed=0) == -1).all()
     # Fewer rows in every class than members: as many folds as the largest class has rows.
     assert sorted(member_folds(np.array([0, 0, 0, 1, 1]), None, 5, seed=0)) == [0, 0, 1, 1, 2]
+
+
+def test_best_blend_with_the_network_alone_is_best_posthoc_tau():
+    rng = np.random.default_rng(0)
+    labels = rng.integers(0, 3, 300)
+    log_proba = np.log(rng.dirichlet(np.ones(3), 300))
+    counts = np.array([200, 80, 20])
+    trees = np.log(rng.dirichlet(np.ones(3), 300))
+    for scoring in TAU_SCORINGS:
+        tau = best_posthoc_tau(log_proba, labels, counts, scoring=scoring)
+        assert best_blend(log_proba, trees, labels, counts, weights=(1.0,), scoring=scoring) == (
+            1.0,
+            tau,
+        )
+
+
+def test_best_blend_takes_the_trees_only_when_they_score_better():
+    labels = np.r_[np.zeros(90, int), np.ones(10, int)]
+    counts = np.array([90, 10])
+    right = np.log(np.where(labels[:, None] == [0, 1], 0.9, 0.1))
+    noise = np.log(np.random.default_rng(0).dirichlet(np.ones(2), 100))
+    # Both right: the network alone wins the tie.
+    assert best_blend(right, right, labels, counts)[0] == 1.0
+    assert best_blend(right, noise, labels, counts)[0] == 1.0
+    weight, _ = best_blend(noise, right, labels, counts)
+    assert weight < 1.0
+    blend = weight * noise + (1 - weight) * right
+    assert best_posthoc_tau(blend, labels, counts) >= 0.0
+    assert (np.argmax(blend, axis=1) == labels).mean() > (np.argmax(noise, axis=1) == labels).mean()
+
+
+@pytest.mark.parametrize(
+    "params, message",
+    [
+        ({"step": 0}, "step must be"),
+        ({"scoring": "roc_auc"}, r"scoring='roc_auc' is not valid; choose one of"),
+    ],
+)
+def test_best_blend_rejects_a_bad_grid_by_name(params, message):
+    log_proba = np.zeros((2, 2))
+    with pytest.raises(ValueError, match=message):
+        best_blend(log_proba, log_proba, np.array([0, 1]), np.array([5, 5]), **params)
