@@ -737,7 +737,11 @@ class BaseNetClassifier(NeuralNetClassifier):
         proba : ndarray of shape (n_samples, n_classes)
             Rows sum to 1.
         """
-        return self._proba_from_outputs(self._module_outputs(X))
+        return self._proba(self._module_outputs(X), X)
+
+    def _proba(self, outputs: torch.Tensor, X) -> np.ndarray:
+        """``predict_proba`` of the rows ``X``, whose module outputs are ``outputs``."""
+        return self._proba_from_outputs(outputs)
 
     def _proba_from_outputs(self, outputs: torch.Tensor) -> np.ndarray:
         """``predict_proba`` of rows whose module outputs are ``outputs``."""

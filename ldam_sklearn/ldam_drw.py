@@ -619,26 +619,10 @@ class LDAMDRWClassifier(BaseNetClassifier):
         """``X`` as the network sees it, for the trees."""
         return validate_data(self, X, reset=False, dtype=np.float32)
 
-    def predict_proba(self, X) -> np.ndarray:
-        """Class probabilities, columns in the order of ``classes_``.
-
-        With ``tree_blend``, those of the blend of the network and its trees.
-
-        Parameters
-        ----------
-        X : {array-like, sparse matrix} of shape (n_samples, n_features)
-
-        Returns
-        -------
-        proba : ndarray of shape (n_samples, n_classes)
-            Rows sum to 1.
-        """
-        return self._proba(self._module_outputs(X), X)
-
     def _proba(self, outputs: torch.Tensor, X) -> np.ndarray:
-        """``predict_proba`` of the rows ``X``, whose module outputs are ``outputs``."""
+        """With ``tree_blend``, the blend of the network and its trees."""
         if not getattr(self, "tree_members_", None):
-            return self._proba_from_outputs(outputs)
+            return super()._proba(outputs, X)
         net = self._member_log_proba(outputs).double().mean(dim=1).numpy()
         trees = tree_log_proba(self.tree_members_, self._dense(X))
         log_prior = np.log(self.class_counts_ / self.class_counts_.sum())
