@@ -201,6 +201,11 @@ def best_blend(
     -------
     weight, tau : float
 
+    References
+    ----------
+    .. [1] A. K. Menon, S. Jayasumana, A. S. Rawat, H. Jain, A. Veit and
+       S. Kumar, "Long-tail learning via logit adjustment", ICLR 2021.
+
     Examples
     --------
     >>> import numpy as np

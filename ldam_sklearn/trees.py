@@ -44,6 +44,11 @@ def fit_tree_members(
         Each row's log-probabilities from the member of its fold; rows of
         fold -1 get the members' mean.
 
+    References
+    ----------
+    .. [1] scikit-learn documentation, ``sklearn.ensemble.HistGradientBoostingClassifier``,
+       https://scikit-learn.org/stable/modules/generated/sklearn.ensemble.HistGradientBoostingClassifier.html.
+
     Examples
     --------
     >>> import numpy as np
@@ -67,7 +72,33 @@ def fit_tree_members(
 
 
 def tree_log_proba(members: list[HistGradientBoostingClassifier], X: np.ndarray) -> np.ndarray:
-    """The members' mean log-probability of each class, as the network's members are averaged."""
+    """The members' mean log-probability of each class, as the network's members are averaged.
+
+    Parameters
+    ----------
+    members : list of HistGradientBoostingClassifier
+        Fitted members, as from ``fit_tree_members``.
+    X : ndarray of shape (n_samples, n_features)
+        Dense data.
+
+    Returns
+    -------
+    log_proba : ndarray of shape (n_samples, n_classes)
+
+    References
+    ----------
+    .. [1] scikit-learn documentation, ``sklearn.ensemble.HistGradientBoostingClassifier``,
+       https://scikit-learn.org/stable/modules/generated/sklearn.ensemble.HistGradientBoostingClassifier.html.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> X = np.r_[0.0:100, 200:300].reshape(-1, 1)
+    >>> labels, folds = (X[:, 0] > 150).astype(int), np.arange(200) % 2
+    >>> members, _ = fit_tree_members(X, labels, None, folds, 2, random_state=0)
+    >>> tree_log_proba(members, X[[0, -1]]).argmax(axis=1).tolist()
+    [0, 1]
+    """
     return np.mean([_log_proba(tree, X) for tree in members], axis=0)
 
 
