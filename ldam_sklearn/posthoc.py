@@ -155,11 +155,7 @@ def best_posthoc_tau(
     >>> best_posthoc_tau(log_proba, np.array([0, 1, 0]), np.array([90, 10]))
     0.6
     """
-    check_real("step", step, 0, strict=True)
-    check_real("near_tie", near_tie, 0)
-    check_choice("scoring", scoring, TAU_SCORINGS)
-    log_prior = np.log(class_counts / class_counts.sum())
-    taus = np.round(np.arange(0.0, _MAX_TAU + step / 2, step), 6)
+    log_prior, taus = _grid(class_counts, step, near_tie, scoring)
     bacc, f1 = _scores(log_proba, labels, log_prior, taus)
     return float(taus[_best(bacc, f1, taus, near_tie, scoring)])
 
@@ -220,11 +216,7 @@ def best_blend(
     >>> best_blend(right[:, ::-1], right, labels, np.array([50, 50]))
     (0.25, 1.0)
     """
-    check_real("step", step, 0, strict=True)
-    check_real("near_tie", near_tie, 0)
-    check_choice("scoring", scoring, TAU_SCORINGS)
-    log_prior = np.log(class_counts / class_counts.sum())
-    taus = np.round(np.arange(0.0, _MAX_TAU + step / 2, step), 6)
+    log_prior, taus = _grid(class_counts, step, near_tie, scoring)
     scores = [
         _scores(w * net_log_proba + (1 - w) * tree_log_proba, labels, log_prior, taus)
         for w in weights
@@ -232,6 +224,15 @@ def best_blend(
     bacc, f1 = (np.concatenate(parts) for parts in zip(*scores, strict=True))
     best = _best(bacc, f1, np.tile(taus, len(weights)), near_tie, scoring)
     return float(weights[best // len(taus)]), float(taus[best % len(taus)])
+
+
+def _grid(class_counts, step: float, near_tie: float, scoring: str) -> tuple[np.ndarray, ...]:
+    """Validate the choice's settings; the log-priors and the strengths tried."""
+    check_real("step", step, 0, strict=True)
+    check_real("near_tie", near_tie, 0)
+    check_choice("scoring", scoring, TAU_SCORINGS)
+    log_prior = np.log(class_counts / class_counts.sum())
+    return log_prior, np.round(np.arange(0.0, _MAX_TAU + step / 2, step), 6)
 
 
 def _scores(
